@@ -1,0 +1,107 @@
+"""The ReLU family: Relu, LeakyRelu, PRelu, Clip (ReLU6) — and the three backward rules.
+
+With f the layer's nonlinearity and f'(x) its local derivative (for Relu the mask [x > 0]),
+the rule chosen for the whole backward pass decides what flows to the bottom:
+
+    backprop   bottom_diff = top_diff · f'(x)              (the true gradient)
+    deconvnet  bottom_diff = max(top_diff, 0)              (Zeiler & Fergus: rectify the signal)
+    guided     bottom_diff = max(top_diff, 0) · f'(x)      (Springenberg et al.: both gates)
+
+Simonyan et al. (2013, §4) show these are the *only* places where a deconvnet reconstruction and
+back-propagation differ. Shapes: x is (N, ...), top_diff and bottom_diff are (K, N, ...).
+"""
+import numpy as np
+
+from ._jit import pjit, prange
+
+RULES = {"backprop": 0, "deconvnet": 1, "guided": 2}
+
+
+@pjit
+def _apply_rule(top_diff, slope, rule, bottom_diff):
+    """top_diff, bottom_diff: (K, M); slope: (M,) holding f'(x). The three rules, per element."""
+    for i in prange(slope.shape[0]):
+        for k in range(top_diff.shape[0]):
+            g = top_diff[k, i]
+            if rule == 0:                                   # backprop
+                bottom_diff[k, i] = g * slope[i]
+            elif rule == 1:                                 # deconvnet
+                bottom_diff[k, i] = g if g > 0 else 0.0
+            else:                                           # guided
+                bottom_diff[k, i] = g * slope[i] if g > 0 else 0.0
+
+
+def _rule_backward(top_diff, slope, attrs):
+    """Apply attrs["rule"] with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
+    rule = attrs.get("rule", "backprop")
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    shape = top_diff.shape
+    slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
+    g = np.ascontiguousarray(top_diff).reshape(shape[0], -1)
+    bottom_diff = np.empty_like(g)
+    _apply_rule(g, slope, RULES[rule], bottom_diff)
+    return bottom_diff.reshape(shape)
+
+
+# --- Relu: y = max(x, 0);  f'(x) = [x > 0] = [y > 0], so the kept top serves as the mask -----------
+
+def relu_forward(bottom_data, attrs):
+    return [np.maximum(bottom_data[0], 0)]
+
+
+def relu_backward(top_diff, bottom_data, top_data, attrs):
+    return [_rule_backward(top_diff[0], top_data[0] > 0, attrs)]
+
+
+# --- LeakyRelu: y = x if x > 0 else alpha·x;  f'(x) = 1 or alpha -------------------------------------
+
+def _leaky_alpha(attrs):
+    return float(attrs.get("alpha", 0.01))
+
+
+def leaky_relu_forward(bottom_data, attrs):
+    x = bottom_data[0]
+    return [np.where(x > 0, x, x * x.dtype.type(_leaky_alpha(attrs)))]
+
+
+def leaky_relu_backward(top_diff, bottom_data, top_data, attrs):
+    x = bottom_data[0]
+    slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(_leaky_alpha(attrs)))
+    return [_rule_backward(top_diff[0], slope, attrs)]
+
+
+# --- PRelu: y = x if x > 0 else slope·x, slope a (per-channel) tensor; f'(x) = 1 or slope -----------
+
+def prelu_forward(bottom_data, attrs):
+    x, slope = bottom_data[0], bottom_data[1].astype(bottom_data[0].dtype)
+    return [np.where(x > 0, x, x * slope)]
+
+
+def prelu_backward(top_diff, bottom_data, top_data, attrs):
+    x, slope = bottom_data[0], bottom_data[1].astype(bottom_data[0].dtype)
+    local = np.where(x > 0, x.dtype.type(1), slope)
+    return [_rule_backward(top_diff[0], local, attrs)] + [None] * (len(bottom_data) - 1)
+
+
+# --- Clip (ReLU6 when min=0, max=6): y = min(max(x, lo), hi);  f'(x) = [lo < x < hi] = [lo < y < hi] --
+
+def clip_bounds(bottom_data, attrs):
+    """Opset < 11 gives the bounds as attributes, later opsets as optional constant inputs."""
+    lo, hi = attrs.get("min", -np.inf), attrs.get("max", np.inf)
+    if len(bottom_data) > 1 and bottom_data[1] is not None:
+        lo = float(np.asarray(bottom_data[1]))
+    if len(bottom_data) > 2 and bottom_data[2] is not None:
+        hi = float(np.asarray(bottom_data[2]))
+    return lo, hi
+
+
+def clip_forward(bottom_data, attrs):
+    lo, hi = clip_bounds(bottom_data, attrs)
+    return [np.clip(bottom_data[0], lo, hi)]
+
+
+def clip_backward(top_diff, bottom_data, top_data, attrs):
+    lo, hi = clip_bounds(bottom_data, attrs)
+    y = top_data[0]
+    return [_rule_backward(top_diff[0], (y > lo) & (y < hi), attrs)] + [None] * (len(bottom_data) - 1)
