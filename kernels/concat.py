@@ -1,0 +1,34 @@
+"""Concat: y = [x_0, x_1, …] joined along ``axis`` (Caffe's Concat layer; ONNX axis may be
+negative from opset 11, defaults to 1 before opset 4).
+
+    bottom_diff_i = top_diff[:, …, o_i : o_i + d_i, …]    (o_i = d_0 + … + d_{i−1}, on axis + 1)
+
+Shapes: x_i (N, …, d_i, …); top_diff (K, N, …, Σ d_i, …); bottom_diff_i (K, N, …, d_i, …). The
+backward reads only the bottoms' shapes (attrs["bottom_shapes"]); each diff is a fresh array.
+"""
+import numpy as np
+
+
+def _axis(attrs, ndim):
+    axis = int(attrs.get("axis", 1))
+    return axis + ndim if axis < 0 else axis
+
+
+def concat_forward(bottom_data, attrs):
+    return [np.concatenate(bottom_data, axis=_axis(attrs, bottom_data[0].ndim))]
+
+
+def concat_backward(top_diff, bottom_data, top_data, attrs):
+    g = top_diff[0]
+    shapes = attrs["bottom_shapes"]
+    axis = _axis(attrs, len(shapes[0]))
+    bottom_diff, offset = [], 0
+    for shape, pd in zip(shapes, attrs["propagate_down"]):
+        width = shape[axis]
+        if pd:
+            index = (slice(None),) * (axis + 1) + (slice(offset, offset + width),)
+            bottom_diff.append(g[index].copy())
+        else:
+            bottom_diff.append(None)
+        offset += width
+    return bottom_diff
