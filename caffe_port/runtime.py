@@ -1,0 +1,217 @@
+"""The runtime: one ONNX Runtime session per set of fetched tensors, CUDA when there is a GPU.
+
+The forward pass is ONNX Runtime's own; what the runtime adds is that the session's outputs are
+the model outputs *plus* the intermediate tensors the backward reads (the graph says which), so
+they come back from a single ``run``. Weights are not serialised into the session: they stay the
+numpy arrays the graph holds and reach ONNX Runtime as external initializers, so a session for
+another set of outputs costs a graph parse, not a copy of the weights.
+"""
+from __future__ import annotations
+
+import ctypes
+from collections import OrderedDict
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from caffe_port.errors import DeviceError, ModelError, ShapeError
+
+DEVICES = ("auto", "cpu", "cuda")
+MAX_SESSIONS = 4
+INLINE_CONSTANT = 1024   # constants up to this many elements stay inside the session's graph
+
+
+def _ort():
+    import onnxruntime
+    return onnxruntime
+
+
+def cuda_device_count() -> int:
+    """CUDA devices the driver sees, asked of libcuda directly: no library-load noise when absent."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    try:
+        if lib.cuInit(0) != 0:
+            return 0
+        count = ctypes.c_int(0)
+        if lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+            return 0
+        return count.value
+    except AttributeError:
+        return 0
+
+
+def cuda_available() -> bool:
+    return "CUDAExecutionProvider" in _ort().get_available_providers() and cuda_device_count() > 0
+
+
+def resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if cuda_available() else "cpu"
+    if device == "cuda" and not cuda_available():
+        why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+               if "CUDAExecutionProvider" not in _ort().get_available_providers()
+               else "no CUDA device is visible to the driver")
+        raise DeviceError(f"device 'cuda' was asked for but {why}; use device='cpu'")
+    return device
+
+
+class Runtime:
+    def __init__(self, graph, device: str = "auto", threads: int | None = None):
+        self.graph = graph
+        self.device = resolve_device(device)
+        self.threads = threads
+        self._sessions: OrderedDict = OrderedDict()
+        self.per_sample = False   # set when the graph hard-codes its batch size
+        self._external = {}        # constant name -> OrtValue sharing the numpy array's memory
+
+    # --- sessions --------------------------------------------------------------------------------
+
+    def _session_model(self, outputs, start=0, end=None, inputs=None):
+        g = self.graph
+        model = onnx.ModelProto()
+        model.ir_version = g.model.ir_version
+        model.opset_import.extend(g.model.opset_import)
+        graph = model.graph
+        graph.name = g.model.graph.name or "caffe_port"
+        graph.node.extend(g.node_protos[start:None if end is None else end + 1])
+        if inputs is None:
+            graph.input.extend(g.input_info[name] for name in g.inputs)
+        else:   # a slice of the net: its boundary blobs are the inputs
+            graph.input.extend(helper.make_tensor_value_info(name, g.elem_types.get(name, onnx.TensorProto.FLOAT),
+                                                             None) for name in inputs)
+        for name in outputs:
+            elem = g.elem_types.get(name, onnx.TensorProto.FLOAT)
+            graph.output.append(helper.make_tensor_value_info(name, elem, None))
+        for name, value in g.constants.items():
+            if value.size <= INLINE_CONSTANT:
+                graph.initializer.append(onnx.numpy_helper.from_array(value, name))
+            else:
+                stub = onnx.TensorProto()
+                stub.name = name
+                stub.data_type = helper.np_dtype_to_tensor_dtype(value.dtype)
+                stub.dims.extend(value.shape)
+                stub.data_location = onnx.TensorProto.EXTERNAL
+                entry = stub.external_data.add()
+                entry.key, entry.value = "location", "caffe_port-in-memory"
+                graph.initializer.append(stub)
+        return model
+
+    def session(self, outputs, start=0, end=None, inputs=None):
+        key = (tuple(sorted(outputs)), start, end, tuple(inputs or ()))
+        if key in self._sessions:
+            self._sessions.move_to_end(key)
+            return self._sessions[key]
+        ort = _ort()
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if self.threads:
+            so.intra_op_num_threads = int(self.threads)
+        names, values = [], []
+        for name, value in self.graph.constants.items():
+            if value.size > INLINE_CONSTANT:
+                if name not in self._external:
+                    self._external[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
+                names.append(name)
+                values.append(self._external[name])
+        if names:
+            so.add_external_initializers(names, values)
+        providers = ["CPUExecutionProvider"]
+        if self.device == "cuda":
+            if hasattr(ort, "preload_dlls"):
+                try:
+                    ort.preload_dlls()
+                except Exception:
+                    pass
+            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        model = self._session_model(key[0], start, end, inputs)
+        try:
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
+        except Exception as e:
+            raise ModelError(f"ONNX Runtime cannot load this model: {_first_line(e)}") from None
+        if self.device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+            raise DeviceError("ONNX Runtime could not start its CUDA provider (CUDA 12/13 and cuDNN 9 "
+                              "libraries are needed: pip install 'onnxruntime-gpu[cuda,cudnn]')")
+        self._sessions[key] = sess
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        return sess
+
+    def invalidate(self, names=()):
+        """Weights changed (net surgery): drop sessions, and the shared buffers of ``names``."""
+        self._sessions.clear()
+        for name in names:
+            self._external.pop(name, None)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    def run(self, feeds: dict, fetch) -> dict:
+        fetch = list(dict.fromkeys(fetch))
+        sess = self.session(fetch)
+        batch = _batch_size(feeds)
+        if self.per_sample and batch > 1:
+            return self._run_per_sample(sess, feeds, fetch, batch)
+        try:
+            values = sess.run(fetch, feeds)
+        except Exception as e:
+            if batch > 1:
+                # graphs exported with a fixed batch of 1 (Reshape to [1, -1] …) run one image at a time
+                try:
+                    result = self._run_per_sample(sess, feeds, fetch, batch)
+                except Exception:
+                    raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
+                self.per_sample = True
+                return result
+            raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
+        if batch > 1 and any(v.ndim == 0 or v.shape[0] != batch
+                             for name, v in zip(fetch, values) if name in self.graph.outputs):
+            # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
+            self.per_sample = True
+            return self._run_per_sample(sess, feeds, fetch, batch)
+        return dict(zip(fetch, values))
+
+    def run_range(self, start, end, feeds: dict, fetch) -> dict:
+        """Run nodes start..end (topological indices) from the given boundary blobs."""
+        fetch = list(dict.fromkeys(fetch))
+        sess = self.session(fetch, start, end, list(feeds))
+        try:
+            values = sess.run(fetch, feeds)
+        except Exception as e:
+            raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
+        return dict(zip(fetch, values))
+
+    def _run_per_sample(self, sess, feeds, fetch, batch):
+        parts = [sess.run(fetch, {k: v[n:n + 1] for k, v in feeds.items()}) for n in range(batch)]
+        return {name: np.concatenate([p[j] for p in parts], axis=0) for j, name in enumerate(fetch)}
+
+
+def _batch_size(feeds):
+    sizes = {v.shape[0] for v in feeds.values() if getattr(v, "ndim", 0) > 0}
+    return max(sizes) if sizes else 1
+
+
+def _first_line(e):
+    text = str(e).strip()
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:300]
+    return type(e).__name__
+
+
+def check_feed(graph, name, value):
+    """Cast a feed to the input's dtype and check it against the declared fixed dimensions."""
+    expected = graph.input_shape(name, batch=None)
+    value = np.ascontiguousarray(value, dtype=graph.input_dtype(name))
+    if value.ndim != len(expected) or any(e is not None and e != v for e, v in zip(expected, value.shape)):
+        shown = "(" + ", ".join("N" if (k == 0 and e is None) else ("?" if e is None else str(e))
+                                for k, e in enumerate(expected)) + ")"
+        raise ShapeError(f"input {name!r} expects shape {shown}, got {tuple(value.shape)}")
+    return value
+
