@@ -41,7 +41,7 @@ def _operand(bottom_data, i, dtype):
     return np.asarray(bottom_data[i]).astype(dtype, copy=False)
 
 
-# --- Add, Sum: y = a + b (+ …);  ∂/∂a = g ----------------------------------------------------------
+# --- Add, Sum: y = a + b (+ …);  ∂/∂a = g ---------------------------------------------------------
 
 def add_forward(bottom_data, attrs):
     return [bottom_data[0] + bottom_data[1]]
@@ -64,7 +64,7 @@ def sum_backward(top_diff, bottom_data, top_data, attrs):
             for i, pd in enumerate(attrs["propagate_down"])]
 
 
-# --- Sub: y = a − b;  ∂/∂a = g, ∂/∂b = −g ----------------------------------------------------------
+# --- Sub: y = a − b;  ∂/∂a = g, ∂/∂b = −g ---------------------------------------------------------
 
 def sub_forward(bottom_data, attrs):
     return [bottom_data[0] - bottom_data[1]]
@@ -77,7 +77,7 @@ def sub_backward(top_diff, bottom_data, top_data, attrs):
             -_reduce_to(g, _shape(bottom_data, attrs, 1)) if pd[1] else None]
 
 
-# --- Mul: y = a · b;  ∂/∂a = g · b, ∂/∂b = g · a ---------------------------------------------------
+# --- Mul: y = a · b;  ∂/∂a = g · b, ∂/∂b = g · a --------------------------------------------------
 
 def mul_forward(bottom_data, attrs):
     return [bottom_data[0] * bottom_data[1]]
@@ -92,7 +92,7 @@ def mul_backward(top_diff, bottom_data, top_data, attrs):
             if pd[1] else None]
 
 
-# --- Div: y = a / b;  ∂/∂a = g / b, ∂/∂b = −g · a / b² ---------------------------------------------
+# --- Div: y = a / b;  ∂/∂a = g / b, ∂/∂b = −g · a / b² --------------------------------------------
 
 def div_forward(bottom_data, attrs):
     return [bottom_data[0] / bottom_data[1]]
@@ -113,7 +113,7 @@ def div_backward(top_diff, bottom_data, top_data, attrs):
     return [da, db]
 
 
-# --- Max, Min: the diff goes to the first operand that holds the extreme value ---------------------
+# --- Max, Min: the diff goes to the first operand that holds the extreme value --------------------
 
 def _extreme_backward(top_diff, bottom_data, top_data, attrs):
     """g · [x_i == y and no earlier x_j == y], each summed back to x_i's shape.
@@ -160,7 +160,7 @@ def min_backward(top_diff, bottom_data, top_data, attrs):
     return _extreme_backward(top_diff, bottom_data, top_data, attrs)
 
 
-# --- Pow: y = x^p;  ∂/∂x = g · p · x^(p−1),  ∂/∂p = g · y · ln x ------------------------------------
+# --- Pow: y = x^p;  ∂/∂x = g · p · x^(p−1),  ∂/∂p = g · y · ln x ----------------------------------
 
 def pow_forward(bottom_data, attrs):
     x = bottom_data[0]

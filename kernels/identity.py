@@ -19,7 +19,7 @@ def _pass_through(top_diff, attrs):
     return [top_diff[0].copy() if pd[0] else None] + [None] * (len(pd) - 1)
 
 
-# --- Identity: y = x -------------------------------------------------------------------------------
+# --- Identity: y = x ------------------------------------------------------------------------------
 
 def identity_forward(bottom_data, attrs):
     return [bottom_data[0].copy()]
@@ -29,7 +29,7 @@ def identity_backward(top_diff, bottom_data, top_data, attrs):
     return _pass_through(top_diff, attrs)
 
 
-# --- Dropout (inference): y = x, mask = 1 ----------------------------------------------------------
+# --- Dropout (inference): y = x, mask = 1 ---------------------------------------------------------
 
 def _refuse_training(bottom_data):
     training = bottom_data[2] if len(bottom_data) > 2 else None

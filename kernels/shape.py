@@ -39,7 +39,7 @@ def _relabel_backward(top_diff, attrs):
     return [out] + [None] * (len(pd) - 1)
 
 
-# --- Flatten: (d_0, …, d_{r−1}) → (d_0 ⋯ d_{axis−1}, d_axis ⋯ d_{r−1}) ---------------------------------
+# --- Flatten: (d_0, …, d_{r−1}) → (d_0 ⋯ d_{axis−1}, d_axis ⋯ d_{r−1}) ----------------------------
 
 def flatten_forward(bottom_data, attrs):
     x = bottom_data[0]
@@ -52,11 +52,12 @@ def flatten_backward(top_diff, bottom_data, top_data, attrs):
     return _relabel_backward(top_diff, attrs)
 
 
-# --- Reshape: shape input (opset ≥ 5) or attribute (< 5); 0 copies the input's dim unless allowzero,
-# −1 takes what is left ------------------------------------------------------------------------------
+# --- Reshape: shape input (opset ≥ 5) or attribute (< 5); 0 copies the input's dim unless
+# allowzero, −1 takes what is left -----------------------------------------------------------------
 
 def reshape_target(bottom_data, attrs, in_shape):
-    shape = _ints(bottom_data[1]) if _optional(bottom_data, 1) is not None else _ints(attrs["shape"])
+    shape = _optional(bottom_data, 1)
+    shape = _ints(attrs["shape"] if shape is None else shape)
     if not int(attrs.get("allowzero", 0)):
         shape = [in_shape[i] if s == 0 else s for i, s in enumerate(shape)]
     total = math.prod(in_shape)
@@ -79,7 +80,7 @@ def reshape_backward(top_diff, bottom_data, top_data, attrs):
     return _relabel_backward(top_diff, attrs)
 
 
-# --- Squeeze / Unsqueeze: axes attribute (opset < 13) or input (≥ 13) ---------------------------------
+# --- Squeeze / Unsqueeze: axes attribute (opset < 13) or input (≥ 13) -----------------------------
 
 def _axes(bottom_data, attrs):
     axes = _optional(bottom_data, 1)
@@ -108,7 +109,7 @@ def unsqueeze_backward(top_diff, bottom_data, top_data, attrs):
     return _relabel_backward(top_diff, attrs)
 
 
-# --- Transpose: y = x.transpose(perm); perm defaults to reversing the axes -------------------------
+# --- Transpose: y = x.transpose(perm); perm defaults to reversing the axes ------------------------
 
 def _perm(attrs, ndim):
     perm = attrs.get("perm")

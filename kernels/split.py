@@ -1,8 +1,8 @@
 """Split and Slice: routing layers whose backward puts each top diff back where its top came from
 (Caffe's Slice layer; ONNX Split and Slice).
 
-    Split   x = [y_0, y_1, …] along axis        bottom_diff = concat(top_diff_j, axis + 1)
-    Slice   y = x[s_0:e_0:t_0, s_1:e_1:t_1, …]  bottom_diff = 0, then bottom_diff[:, slices] = top_diff
+    Split   x = [y_0, y_1, …] along axis      bottom_diff = concat(top_diff_j, axis + 1)
+    Slice   y = x[s_0:e_0:t_0, …]             bottom_diff = 0; bottom_diff[:, slices] = top_diff
 
 Shapes: x (N, …); top_diff_j (K, *y_j.shape); bottom_diff (K, N, …). A Split top that got no diff
 (top_diff[j] is None) contributes zeros. A Slice has no repeated positions (one start, end and
@@ -23,7 +23,7 @@ def _ints(value):
     return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
-# --- Split -----------------------------------------------------------------------------------------
+# --- Split ----------------------------------------------------------------------------------------
 
 def split_sizes(bottom_data, attrs, dim, n_outputs):
     """The widths of the tops along the split axis, in the order the opsets allow them:
@@ -75,7 +75,7 @@ def split_backward(top_diff, bottom_data, top_data, attrs):
     return [np.concatenate(pieces, axis=axis + 1)] + [None] * (len(pd) - 1)
 
 
-# --- Slice -----------------------------------------------------------------------------------------
+# --- Slice ----------------------------------------------------------------------------------------
 
 def _optional(bottom_data, i):
     return bottom_data[i] if len(bottom_data) > i and bottom_data[i] is not None else None
@@ -96,7 +96,8 @@ def slice_index(bottom_data, attrs, shape):
         starts, ends = _ints(attrs["starts"]), _ints(attrs["ends"])
         axes, steps = attrs.get("axes"), None
     ndim = len(shape)
-    axes = list(range(len(starts))) if axes is None else [_normal_axis(a, ndim) for a in _ints(axes)]
+    axes = list(range(len(starts))) if axes is None else \
+        [_normal_axis(a, ndim) for a in _ints(axes)]
     steps = [1] * len(starts) if steps is None else _ints(steps)
     index = [slice(None)] * ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):

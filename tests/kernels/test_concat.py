@@ -45,7 +45,8 @@ def test_forward_matches_onnxruntime(axis, shapes, opset):
     names = [f"x{i}" for i in range(len(bottoms))]
     model = one_node_model("Concat", list(zip(names, bottoms)), {"axis": axis}, opset=opset)
     expected = run_onnxruntime(model, dict(zip(names, bottoms)))[0]
-    got = REGISTRY["Concat"].forward(bottoms, full_attrs({"axis": axis}, bottoms, [], opset=opset))[0]
+    attrs = full_attrs({"axis": axis}, bottoms, [], opset=opset)
+    got = REGISTRY["Concat"].forward(bottoms, attrs)[0]
     np.testing.assert_array_equal(got, expected)  # a copy: exact
 
 

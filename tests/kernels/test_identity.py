@@ -59,8 +59,8 @@ def test_forward_matches_onnxruntime(name, op_type, opset, attrs, consts, n_tops
     model = one_node_model(op_type, list(zip(names, [x] + consts)), attrs, n_outputs=n_tops,
                            opset=opset, constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})
-    got = REGISTRY[op_type].forward([x] + consts,
-                                    with_tops(full_attrs(attrs, [x] + consts, [], opset=opset), n_tops))
+    a = with_tops(full_attrs(attrs, [x] + consts, [], opset=opset), n_tops)
+    got = REGISTRY[op_type].forward([x] + consts, a)
     assert len(got) == n_tops
     np.testing.assert_array_equal(got[0], expected[0])  # a copy: exact
     if n_tops == 2:

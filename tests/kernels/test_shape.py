@@ -70,7 +70,8 @@ def test_forward_matches_onnxruntime(name, op_type, opset, attrs, consts, shape)
     model = one_node_model(op_type, list(zip(names, [x] + consts)), attrs, opset=opset,
                            constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})[0]
-    got = REGISTRY[op_type].forward([x] + consts, full_attrs(attrs, [x] + consts, [], opset=opset))[0]
+    a = full_attrs(attrs, [x] + consts, [], opset=opset)
+    got = REGISTRY[op_type].forward([x] + consts, a)[0]
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)  # relabelling only: exact
 

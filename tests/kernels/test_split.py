@@ -26,10 +26,11 @@ def runtime_call(op_type, bottoms, top_diff, attrs, n_outputs=1, opset=17):
 def forward_with(n_outputs):
     """Split's forward learns the number of tops from attrs["top_shapes"] (equal split)."""
     split_forward = REGISTRY["Split"].forward
-    return lambda bottoms, attrs: split_forward(bottoms, dict(attrs, top_shapes=(None,) * n_outputs))
+    return lambda bottoms, attrs: split_forward(bottoms,
+                                                dict(attrs, top_shapes=(None,) * n_outputs))
 
 
-# --- Split ------------------------------------------------------------------------------------------
+# --- Split ----------------------------------------------------------------------------------------
 
 # (id, opset, attributes, split input or None, number of tops)
 SPLITS = [
@@ -100,7 +101,7 @@ def test_split_stacked_diffs_equal_separate_ones(name, opset, attrs, split, n):
         np.testing.assert_array_equal(stacked[k:k + 1], single)
 
 
-# --- Slice ------------------------------------------------------------------------------------------
+# --- Slice ----------------------------------------------------------------------------------------
 
 def ints(*values):
     return np.array(values, dtype=np.int64)
