@@ -19,6 +19,8 @@ Unlike Caffe, data diffs are computed without ``force_backward``, and weight dif
 """
 from __future__ import annotations
 
+import logging
+import sys
 import warnings
 from collections.abc import Mapping
 
@@ -30,6 +32,7 @@ from caffe_port.onnx_import import load_model
 from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
 
+log = logging.getLogger("caffe_port.debug_info")
 RULES = ("backprop", "deconvnet", "guided")
 KEEP = ("backward", "all")
 # which inputs of a layer are its learnable parameters, for net.params (others: float constants)
@@ -178,9 +181,13 @@ class Net:
     keep:    "backward" keeps only the blobs the backward reads (others are recomputed on access);
              "all" keeps every blob's data and diff, as Caffe does
     threads: ONNX Runtime and Numba thread count (default: all cores)
+    debug_info: log, per layer and in Caffe's words, the mean |data| of each top in forward and the
+             mean |diff| of each bottom in backward (plus the pass fraction of ReLU-family layers);
+             the same records are in ``net.trace``
     """
 
-    def __init__(self, model, weights=None, device="auto", *, keep="backward", threads=None):
+    def __init__(self, model, weights=None, device="auto", *, keep="backward", threads=None,
+                 debug_info=False):
         if keep not in KEEP:
             raise InputError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
         self.graph = Graph(load_model(model, weights))
@@ -202,6 +209,10 @@ class Net:
         self._shapes = {}
         self._param_snapshots = {}   # param -> copy taken when handed out, to notice net surgery
         self._warned = set()
+        self.debug_info = bool(debug_info)
+        self.trace = []              # debug_info records of the last forward and backward
+        if self.debug_info:
+            _ensure_debug_handler()
         self.blobs = _Blobs(self)
         self.params = _Params(self)
         for name in self.inputs:
@@ -237,7 +248,7 @@ class Net:
         in_range = {o for node in self.graph.nodes[start_idx:end_idx + 1] for o in node.outputs if o}
         tops_at_end = set(self.graph.nodes[end_idx].outputs) if end is not None else set()
         wanted = (set(self.outputs) | self._kept | set(extra) | tops_at_end |
-                  (self._blob_set if self.keep == "all" else set()))
+                  (self._blob_set if self.keep == "all" or self.debug_info else set()))
         fetch = [b for b in self._blob_names if b in wanted and b in in_range]
         if start_idx == 0:
             values = self.runtime.run(feeds, fetch)
@@ -256,6 +267,8 @@ class Net:
                             for k, v in one.items()}
         self._shapes.update({k: tuple(v.shape) for k, v in values.items()})   # the truth beats inference
         self._unkept_diffs.clear()
+        if self.debug_info:
+            self._trace_forward(self.graph.nodes[start_idx:end_idx + 1])
         if end is None:
             result = {o: self._data[o] for o in self.outputs if o in self._data}
         else:
@@ -315,7 +328,12 @@ class Net:
 
         keep = set(self.inputs) | set(diffs) | (self._blob_set if self.keep == "all" else set())
         data = self._backward_data(nodes)
-        result = walk(self.graph, nodes, data, injected, self._shapes, rule=rule, keep=keep)
+        observer = None
+        if self.debug_info:
+            self.trace = [r for r in self.trace if r["phase"] == "forward"]
+            observer = self._trace_backward(rule)
+        result = walk(self.graph, nodes, data, injected, self._shapes, rule=rule, keep=keep,
+                      observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)
@@ -444,6 +462,36 @@ class Net:
             for n in changed:
                 self._param_snapshots[n] = self.graph.constants[n].copy()
 
+    # --- debug_info ------------------------------------------------------------------------------
+
+    def _trace_forward(self, nodes):
+        self.trace = []
+        for node in nodes:
+            for top in node.outputs:
+                if top and top in self._data and self.graph.is_float(top):
+                    value = float(np.mean(np.abs(self._data[top]))) if self._data[top].size else 0.0
+                    self.trace.append({"phase": "forward", "layer": node.name, "type": node.op_type,
+                                       "blob": top, "what": "data", "mean_abs": value})
+                    log.info("    [Forward] Layer %s, top blob %s data: %g", node.name, top, value)
+
+    def _trace_backward(self, rule):
+        from caffe_port.kernels import REGISTRY
+
+        def observe(node, top_diff, bottom_diff):
+            relu = REGISTRY[node.op_type].relu_family
+            for name, d in zip(node.inputs, bottom_diff):
+                if d is None or not name:
+                    continue
+                value = float(np.mean(np.abs(d))) if d.size else 0.0
+                record = {"phase": "backward", "layer": node.name, "type": node.op_type, "blob": name,
+                          "what": "diff", "mean_abs": value, "rule": rule}
+                if relu:
+                    arriving = int(np.count_nonzero(top_diff[0]))
+                    record["pass_fraction"] = (int(np.count_nonzero(d)) / arriving) if arriving else 0.0
+                self.trace.append(record)
+                log.info("    [Backward] Layer %s, bottom blob %s diff: %g", node.name, name, value)
+        return observe
+
     # --- conveniences ----------------------------------------------------------------------------
 
     @property
@@ -453,6 +501,16 @@ class Net:
     def __repr__(self):
         return (f"<caffe_port.Net {len(self.graph.nodes)} layers, inputs {self.inputs}, "
                 f"outputs {self.outputs}, device {self.device}>")
+
+
+def _ensure_debug_handler():
+    """debug_info prints to stderr as Caffe's glog does, unless the application set up logging."""
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+    if log.level == logging.NOTSET or log.level > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def _fit(value, shape, name, what):

@@ -16,13 +16,14 @@ import numpy as np
 from caffe_port.kernels import REGISTRY
 
 
-def walk(graph, nodes, data, injected, shapes, rule="backprop", keep=()):
+def walk(graph, nodes, data, injected, shapes, rule="backprop", keep=(), observer=None):
     """Back-propagate through ``nodes`` (a topologically ordered slice of ``graph.nodes``).
 
     data:     blob name -> forward value (kept tensors and inputs); constants come from the graph
     injected: blob name -> (K, *shape) diff given by the user, used where no walked layer writes it
     shapes:   blob name -> shape (without K)
     keep:     blob names whose diffs to return (besides nothing else: the rest is freed as we go)
+    observer: called as observer(node, top_diff, bottom_diff) after each layer (Caffe's debug_info)
     Returns {blob name: (K, *shape) diff} for the names in ``keep`` that a diff reached.
     """
     written = {i for node in nodes for i in node.inputs if i}   # blobs some walked layer writes a diff to
@@ -41,6 +42,8 @@ def walk(graph, nodes, data, injected, shapes, rule="backprop", keep=()):
                      bottom_shapes=tuple(shapes.get(i) for i in node.inputs),
                      top_shapes=tuple(shapes.get(o) for o in node.outputs))
         bottom_diff = op.backward(top_diff, bottom_data, top_data, attrs)
+        if observer is not None:
+            observer(node, top_diff, bottom_diff)
         for name in node.outputs:       # each top's diff has now been used by its only writer
             if name not in keep:
                 diffs.pop(name, None)

@@ -226,3 +226,22 @@ def test_hard_coded_batch_runs_one_image_at_a_time(x):
     np.testing.assert_array_equal(out, np.maximum(x, 0).reshape(2, -1))
     grad = net.backward(flat=np.ones_like(out))["data"]
     np.testing.assert_array_equal(grad, (x > 0).astype(np.float32))
+
+
+def test_debug_info_trace_equals_blob_statistics(x, caplog):
+    net = Net(small_classifier(), device="cpu", debug_info=True, keep="all")
+    with caplog.at_level("INFO", logger="caffe_port.debug_info"):
+        net.forward(data=x)
+        net.backward(start="fc8", fc8=np.eye(5, dtype=np.float32)[[1, 2]], rule="guided")
+    forward = [r for r in net.trace if r["phase"] == "forward"]
+    assert [r["blob"] for r in forward] == ["conv1", "relu1", "pool1", "flat", "fc8", "prob"]
+    for r in forward:
+        assert r["mean_abs"] == pytest.approx(float(np.abs(net.blobs[r["blob"]].data).mean()), rel=1e-6)
+    backward = {(r["layer"], r["blob"]): r for r in net.trace if r["phase"] == "backward"}
+    for (layer, blob), r in backward.items():
+        assert r["mean_abs"] == pytest.approx(float(np.abs(net.blobs[blob].diff).mean()), rel=1e-6)
+    relu = backward[("relu1", "conv1")]
+    top, bottom = net.blobs["relu1"].diff, net.blobs["conv1"].diff
+    assert relu["pass_fraction"] == pytest.approx(np.count_nonzero(bottom) / np.count_nonzero(top))
+    assert "[Forward] Layer conv1, top blob conv1 data:" in caplog.text
+    assert "[Backward] Layer relu1, bottom blob conv1 diff:" in caplog.text
