@@ -52,12 +52,22 @@ def full_attrs(attrs, bottom_data, top_data, propagate_down=None, rule="backprop
     return a
 
 
+def visible(op, bottom_data, top_data, propagate_down):
+    """What the walker hands a backward: kept tensors and constants; None for the rest."""
+    reads = set(op.bottoms_read(propagate_down))
+    bottoms = [b if (i in reads or not propagate_down[i]) else None for i, b in enumerate(bottom_data)]
+    tops = [t if j in op.tops else None for j, t in enumerate(top_data)]
+    return bottoms, tops
+
+
 def check_op(op_type, bottom_data, attrs=None, *, propagate_down=None, max_points=200, h=1e-6,
-             tol=1e-6, seed=0, backward=None, forward=None, k=1) -> CheckResult:
+             tol=1e-6, seed=0, backward=None, forward=None, k=1, n_outputs=1) -> CheckResult:
     """Check one op's backward on the given (float64) bottoms. ``k`` stacks k random top diffs.
 
+    The backward sees what it would see in a real pass: the inputs and outputs the registry says
+    it reads, the inputs that take no diff (constants), and None for everything else.
     ``backward``/``forward`` override the registered kernel (to check a replacement, or to show
-    that a wrong one is caught).
+    that a wrong one is caught); ``n_outputs`` tells the first forward call how many tops there are.
     """
     op = REGISTRY[op_type]
     fwd = forward or op.forward
@@ -66,11 +76,11 @@ def check_op(op_type, bottom_data, attrs=None, *, propagate_down=None, max_point
                                            if np.issubdtype(np.asarray(b).dtype, np.floating)
                                            else np.asarray(b)) for b in bottom_data]
     attrs = dict(attrs or {})
-    top_data = fwd(bottom_data, full_attrs(attrs, bottom_data, [], propagate_down))
+    top_data = fwd(bottom_data, full_attrs(attrs, bottom_data, [None] * n_outputs, propagate_down))
     a = full_attrs(attrs, bottom_data, top_data, propagate_down)
     rng = np.random.default_rng(seed)
     top_diff = [rng.standard_normal((k,) + t.shape) for t in top_data]
-    bottom_diff = bwd(top_diff, bottom_data, top_data, a)
+    bottom_diff = bwd(top_diff, *visible(op, bottom_data, top_data, a["propagate_down"]), a)
 
     def loss(bottoms, j):
         return sum(float(np.sum(g[j] * t)) for g, t in zip(top_diff, fwd(bottoms, a)))

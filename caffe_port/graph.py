@@ -173,6 +173,8 @@ class Graph:
             for k in op.tops:
                 if k < len(node.outputs) and node.outputs[k]:
                     kept.add(node.outputs[k])
+            # integer side inputs (starts, pads, axes computed at run time) are tiny: always keep them
+            kept.update(i for i in node.inputs if i and not self.is_float(i))
         kept -= set(self.constants)
         # a shape that inference cannot pin down is taken from the forward pass itself
         kept |= {t for t in self.differentiable if t not in self.inputs

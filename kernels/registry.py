@@ -65,6 +65,12 @@ def divisor_reads(propagate_down):
     return (0, 1) if b else ((1,) if a else ())
 
 
+def filter_and_input(propagate_down):
+    """Conv: dX needs the weights; dW (only when the weights are not constants) needs X."""
+    x, w = (list(propagate_down) + [False, False])[:2]
+    return ((1,) if x else ()) + ((0,) if w else ())
+
+
 REGISTRY: dict[str, Op] = {
     # ReLU family: the three rules live here
     "Relu":               Op("relu", "relu", tops=(0,), relu_family=True),
@@ -72,7 +78,7 @@ REGISTRY: dict[str, Op] = {
     "PRelu":              Op("relu", "prelu", bottoms=(0, 1), relu_family=True),
     "Clip":               Op("relu", "clip", tops=(0,), relu_family=True),
     # linear layers
-    "Conv":               Op("conv", "conv", bottoms=(1,)),
+    "Conv":               Op("conv", "conv", bottoms=filter_and_input),
     "Gemm":               Op("gemm", "gemm", bottoms=other_operands),
     "MatMul":             Op("matmul", "matmul", bottoms=other_operands),
     "BatchNormalization": Op("batchnorm", "batchnorm", bottoms=(1, 4)),
