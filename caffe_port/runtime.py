@@ -113,6 +113,8 @@ class Runtime:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
+        # idle ORT workers must not spin: the Numba backward needs the same cores right after
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         names, values = [], []
         for name, value in self.graph.constants.items():
             if value.size > INLINE_CONSTANT:
