@@ -189,7 +189,7 @@ def _classifier_head(b, bottom, fc_width, num_classes, dropout=True):
 def caffenet(width=1.0, input_size=227, num_classes=1000, seed=0) -> onnx.ModelProto:
     """BVLC's bvlc_reference_caffenet deploy: pooling before LRN (AlexNet puts LRN first)."""
     b = _NetBuilder("caffenet", seed, width, 3, input_size)
-    x = b.relu("relu1", b.conv("conv1", "data", b.scaled(96), 11, stride=4))
+    x = b.relu("relu1", b.conv("conv1", "data", b.scaled(96, 2), 11, stride=4))
     x = b.lrn("norm1", b.max_pool("pool1", x, 3, 2))
     x = b.relu("relu2", b.conv("conv2", x, b.scaled(256, 2), 5, pad=2, group=2))
     x = b.lrn("norm2", b.max_pool("pool2", x, 3, 2))
@@ -204,7 +204,7 @@ def caffenet(width=1.0, input_size=227, num_classes=1000, seed=0) -> onnx.ModelP
 def alexnet(width=1.0, input_size=227, num_classes=1000, seed=0) -> onnx.ModelProto:
     """BVLC AlexNet deploy: as CaffeNet but each LRN comes before its pooling."""
     b = _NetBuilder("alexnet", seed, width, 3, input_size)
-    x = b.relu("relu1", b.conv("conv1", "data", b.scaled(96), 11, stride=4))
+    x = b.relu("relu1", b.conv("conv1", "data", b.scaled(96, 2), 11, stride=4))
     x = b.max_pool("pool1", b.lrn("norm1", x), 3, 2)
     x = b.relu("relu2", b.conv("conv2", x, b.scaled(256, 2), 5, pad=2, group=2))
     x = b.max_pool("pool2", b.lrn("norm2", x), 3, 2)
