@@ -193,6 +193,7 @@ def _read_legacy(stream, path):
         raise ModelError(f"{path}: only little-endian torch files are supported")
     obj, storages = _load_pickle(stream, path, True)
     keys, _ = _load_pickle(stream, path, True)
+    remaining = os.fstat(stream.fileno()).st_size - stream.tell()
     if not isinstance(keys, list):
         raise ModelError(f"{path}: corrupt torch file (storage key list is a {type(keys).__name__})")
     arrays_by_root = {}
@@ -209,10 +210,12 @@ def _read_legacy(stream, path):
             raise ModelError(f"{path}: corrupt: storage {key!r} has {numel} elements, "
                              f"the pickle says {ref.numel}")
         nbytes = numel * ref.storage_type.dtype.itemsize
-        raw = stream.read(nbytes)
-        if len(raw) < nbytes:
+        remaining -= 8
+        if nbytes > remaining:  # checked before reading, so a forged count cannot allocate
             raise ModelError(f"{path}: truncated: storage {key!r} needs {nbytes} bytes, "
-                             f"{len(raw)} left")
+                             f"{max(remaining, 0)} left")
+        raw = stream.read(nbytes)
+        remaining -= nbytes
         arrays_by_root[key] = np.frombuffer(raw, ref.storage_type.dtype)
     missing = sorted(set(storages) - set(arrays_by_root))
     if missing:
@@ -263,7 +266,7 @@ def load(path) -> object:
         raise ModelError(f"{path}: no such file") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, struct.error, zipfile.BadZipFile, UnicodeDecodeError,
-            OverflowError, MemoryError) as exc:
+            OverflowError, MemoryError, RecursionError) as exc:
         # the pickle machine's own complaints about a damaged stream
         raise ModelError(f"{path}: truncated or corrupt torch file ({type(exc).__name__}: "
                          f"{str(exc)[:80]})") from None

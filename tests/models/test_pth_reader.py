@@ -191,3 +191,24 @@ def test_storage_count_mismatch_is_corrupt(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="has 5 elements, the pickle says 6"):
         pth_reader.load(path)
+
+
+def test_forged_huge_storage_is_refused_before_reading(tmp_path):
+    """A legacy file whose pickle and header both claim 2**40 floats but that holds 16 bytes."""
+    marker = object()
+
+    class Forged:
+        def __reduce__(self):
+            return torch._utils._rebuild_tensor_v2, (marker, 0, (4,), (1,), False, collections.OrderedDict())
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            return ("storage", torch.FloatStorage, "0", "cpu", 2**40, None) if obj is marker else None
+
+    body = io.BytesIO()
+    Pickler(body, protocol=2).dump(collections.OrderedDict(w=Forged()))
+    path = tmp_path / "forged.pth"
+    path.write_bytes(_legacy_header() + body.getvalue() + pickle.dumps(["0"], protocol=2)
+                     + struct.pack("<q", 2**40) + bytes(16))
+    with pytest.raises(ModelError, match=r"truncated: storage '0' needs 4398046511104 bytes, 16 left"):
+        pth_reader.load(path)
