@@ -48,9 +48,10 @@ def _softmax_forward(x, log, y):
         for i in range(x.shape[1]):
             total += np.exp(x[a, i, b] - top)
         if log:
-            shift = top + np.log(total)
+            # (x − max) first: exact, where folding max into the log term would round at max's scale
+            shift = np.log(total)
             for i in range(x.shape[1]):
-                y[a, i, b] = x[a, i, b] - shift
+                y[a, i, b] = (x[a, i, b] - top) - shift
         else:
             for i in range(x.shape[1]):
                 y[a, i, b] = np.exp(x[a, i, b] - top) / total

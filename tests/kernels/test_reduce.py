@@ -1,0 +1,108 @@
+"""ReduceMean / ReduceSum: finite differences and ONNX Runtime parity, axes as attribute or input."""
+import numpy as np
+import pytest
+
+from caffe_port.errors import ModelError
+from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.kernels import REGISTRY
+from caffe_port.onnx_util import one_node_model, run_onnxruntime
+
+SHAPE = (2, 3, 5, 4)  # N != C != H != W
+AXES_INPUT_FROM = {"ReduceSum": 13, "ReduceMean": 18}   # opsets that take axes as an input
+
+
+def node(op_type, opset, axes, attrs):
+    """(bottoms, attrs) for a node, axes placed where ``opset`` wants them (None: no axes)."""
+    attrs = dict(attrs)
+    extra = []
+    if axes is not None:
+        if opset >= AXES_INPUT_FROM[op_type]:
+            extra = [np.array(axes, np.int64)]
+        else:
+            attrs["axes"] = list(axes)
+    return extra, attrs
+
+
+CASES = [
+    # (axes, keepdims, noop_with_empty_axes)
+    ([1], 1, 0), ([2, 3], 1, 0), ([-1, 0], 0, 0), ([0, 2, 3], 0, 0), (None, 1, 0), (None, 0, 0),
+    ([], 1, 1), (None, 0, 1),
+]
+# noop_with_empty_axes came with axes as an input, so the attribute opsets take no noop cases
+PARAMS = [(op, old, axes, keep, noop) for op in AXES_INPUT_FROM for old in (True, False)
+          for axes, keep, noop in CASES if not (old and noop)]
+IDS = [f"{op}-{'attr' if old else 'input'}-{axes}-keep{keep}-noop{noop}" for op, old, axes, keep, noop in PARAMS]
+
+
+@pytest.mark.parametrize("op_type,old,axes,keepdims,noop", PARAMS, ids=IDS)
+def test_finite_differences(op_type, old, axes, keepdims, noop):
+    opset = AXES_INPUT_FROM[op_type] - (2 if old else 0)
+    x = np.random.default_rng(1).standard_normal(SHAPE)
+    attrs = {"keepdims": keepdims, "opset": opset} | ({} if old else {"noop_with_empty_axes": noop})
+    extra, attrs = node(op_type, opset, axes, attrs)
+    result = check_op(op_type, [x] + extra, attrs, propagate_down=[True] + [False] * len(extra), k=2,
+                      max_points=60)
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("op_type,old,axes,keepdims,noop", PARAMS, ids=IDS)
+def test_forward_matches_onnxruntime(op_type, old, axes, keepdims, noop):
+    """Tolerance: rtol 1e-6, atol 1e-6 (float32 sums of ≤ 120 terms in different orders)."""
+    opset = AXES_INPUT_FROM[op_type] - (2 if old else 0)
+    x = np.random.default_rng(2).standard_normal(SHAPE).astype(np.float32)
+    attrs = {"keepdims": keepdims} | ({} if old else {"noop_with_empty_axes": noop})
+    extra, attrs = node(op_type, opset, axes, attrs)
+    inputs = [("x", x)] + [("axes", a) for a in extra]
+    expected = run_onnxruntime(one_node_model(op_type, inputs, attrs, opset=opset, constants=["axes"]),
+                               {"x": x})[0]
+    bottoms = [x] + extra
+    got = REGISTRY[op_type].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_mean_backward_by_hand():
+    """Mean over H, W of (1, 2, 2, 3) with keepdims = 0: each input gets dy / 6."""
+    g = np.array([[[6.0, -12.0]]])
+    a = {"axes": [2, 3], "keepdims": 0, "opset": 13, "bottom_shapes": ((1, 2, 2, 3),), "top_shapes": ((1, 2),)}
+    got = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
+    assert got.shape == (1, 1, 2, 2, 3)
+    np.testing.assert_array_equal(got[0, 0, 0], np.full((2, 3), 1.0))
+    np.testing.assert_array_equal(got[0, 0, 1], np.full((2, 3), -2.0))
+
+
+def test_axes_input_takes_no_diff():
+    x = np.ones(SHAPE)
+    axes = np.array([1], np.int64)
+    a = full_attrs({"opset": 13}, [x, axes], [np.ones((2, 1, 5, 4))], propagate_down=[True, False])
+    out = REGISTRY["ReduceSum"].backward([np.ones((1, 2, 1, 5, 4))], [None, axes], [None], a)
+    assert len(out) == 2 and out[1] is None and out[0].shape == (1,) + SHAPE
+
+
+def test_stacked_diffs_equal_separate_ones():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    a0 = {"axes": [1, 3], "keepdims": 0, "opset": 13}
+    top = REGISTRY["ReduceMean"].forward([x], a0)
+    a = full_attrs(a0, [x], top)
+    g = rng.standard_normal((3,) + top[0].shape).astype(np.float32)
+    stacked = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
+    assert stacked.dtype == np.float32
+    for k in range(3):
+        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY["ReduceMean"].backward([g[k:k + 1]], [None], [None], a)[0])
+
+
+def test_float32_matches_float64():
+    """Division by the count in float32 against float64: rtol 1e-6."""
+    rng = np.random.default_rng(4)
+    a = {"axes": [2, 3], "keepdims": 1, "opset": 13, "bottom_shapes": (SHAPE,), "top_shapes": ((2, 3, 1, 1),)}
+    g = rng.standard_normal((2, 2, 3, 1, 1))
+    d64 = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
+    d32 = REGISTRY["ReduceMean"].backward([g.astype(np.float32)], [None], [None], a)[0]
+    assert d32.dtype == np.float32
+    np.testing.assert_allclose(d32, d64, rtol=1e-6)
+
+
+def test_repeated_axis_is_a_model_error():
+    with pytest.raises(ModelError, match="twice"):
+        REGISTRY["ReduceSum"].forward([np.ones(SHAPE)], {"axes": [1, -3], "opset": 11})
