@@ -329,11 +329,19 @@ def downgrade_to_v1(net):
     v1 = caffe_proto.NetParameter()
     v1.CopyFrom(net)
     del v1.layer[:]
+    input_shapes = [list(shape.dim) for layer in net.layer if layer.type == "Input"
+                    for shape in layer.input_param.shape]
     for layer in net.layer:
         if layer.type == "Input":
-            for top, shape in zip(layer.top, layer.input_param.shape):
+            if len(layer.input_param.shape) not in (1, len(layer.top)):
+                raise ValueError(f"layer {layer.name!r}: one input shape per top, or one for all")
+            for i, top in enumerate(layer.top):
+                shape = layer.input_param.shape[min(i, len(layer.input_param.shape) - 1)]
                 v1.input.append(top)
-                v1.input_dim.extend(shape.dim)
+                if all(len(s) == 4 for s in input_shapes):
+                    v1.input_dim.extend(shape.dim)
+                else:
+                    v1.input_shape.add().CopyFrom(shape)
             continue
         if layer.type not in V2_TYPE_ENUMS:
             raise ValueError(f"layer {layer.name!r}: type {layer.type} has no V1 form")
