@@ -94,6 +94,15 @@ def test_forward_matches_onnxruntime_random_nodes():
         checked += 1
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (2, 3, 9), (2, 3, 4, 5, 3)])
+def test_global_forward_matches_onnxruntime(shape):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    expected = run_onnxruntime(one_node_model("GlobalMaxPool", [("x", x)]), {"x": x})[0]
+    got = REGISTRY["GlobalMaxPool"].forward([x], {})[0]
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
 def backward(op_type, x, g, attrs):
     top = REGISTRY[op_type].forward([x], full_attrs(attrs, [x], []))
     return REGISTRY[op_type].backward([g], [x], top, full_attrs(attrs, [x], top))[0]
