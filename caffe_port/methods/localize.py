@@ -1,0 +1,154 @@
+"""Weakly supervised object localisation from a saliency map (Simonyan et al. 2013, §3.1).
+
+The saliency map seeds a colour segmentation (OpenCV's GrabCut, whose colour models are Gaussian
+mixtures of 5 components each, cut by a graph cut):
+
+    saliency ≥ q(95 %)   → GC_FGD     (certainly object: the foreground colour model's seeds)
+    saliency ≤ q(30 %)   → GC_BGD     (certainly background: the background model's seeds)
+    anything in between  → GC_PR_BGD  (probably background)
+    outside the crop     → GC_PR_BGD  (the net never saw it: no evidence either way)
+
+The quantiles are taken over the pixels the net saw. The undecided band starts as *probably
+background* because an object rarely fills 65 % of a photograph: starting it as foreground would
+make the object's colour model half background. GrabCut's later iterations re-estimate both
+models from the current labelling, so undecided pixels of the object's colours move to the
+foreground. The result is the largest 8-connected component of the foreground, and its
+bounding box (x0, y0, x1, y1), half-open (``mask[y0:y1, x0:x1]``), in original-image pixels.
+
+GrabCut runs on at most ``max_side`` pixels along the longer side (larger photographs are
+shrunk by area averaging, and the foreground scaled back with nearest-neighbour sampling).
+OpenCV's random generator is seeded (``seed``) before each cut: the result is deterministic.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from caffe_port.errors import InputError, ShapeError
+
+MAX_SIDE = 1024
+
+
+def _cv2():
+    import cv2
+    return cv2
+
+
+def largest_component(foreground):
+    """(mask of the largest 8-connected component, its half-open box or None)."""
+    cv2 = _cv2()
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return np.zeros(foreground.shape, dtype=bool), None
+    best = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x0, y0 = int(stats[best, cv2.CC_STAT_LEFT]), int(stats[best, cv2.CC_STAT_TOP])
+    box = (x0, y0, x0 + int(stats[best, cv2.CC_STAT_WIDTH]), y0 + int(stats[best, cv2.CC_STAT_HEIGHT]))
+    return labels == best, box
+
+
+def grabcut_mask(image, saliency, *, foreground_quantile=0.95, background_quantile=0.30,
+                 iterations=5, valid=None, max_side=MAX_SIDE, seed=0):
+    """The GrabCut foreground (H, W) bool seeded by ``saliency`` (H, W) on ``image`` (H, W, 3).
+
+    valid: (H, W) bool, the pixels whose saliency is known (default: all)
+    """
+    cv2 = _cv2()
+    from caffe_port.preprocess import as_rgb
+    image = as_rgb(image)
+    saliency = np.asarray(saliency, dtype=np.float32)
+    if saliency.shape != image.shape[:2]:
+        raise ShapeError(f"saliency map of shape {saliency.shape} does not match the "
+                         f"{image.shape[0]}×{image.shape[1]} image")
+    if not 0 <= background_quantile < foreground_quantile <= 1:
+        raise InputError(f"need 0 ≤ background_quantile < foreground_quantile ≤ 1, got "
+                         f"{background_quantile} and {foreground_quantile}")
+    valid = np.ones(saliency.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    seen = saliency[valid]
+    if seen.size == 0 or not np.all(np.isfinite(seen)) or seen.max() == seen.min():
+        raise InputError("the saliency map is constant (or empty or not finite) where the net "
+                         "looked: nothing to localise")
+    q_bg, q_fg = np.quantile(seen, [background_quantile, foreground_quantile])
+    background = valid & (saliency <= q_bg)
+    foreground = valid & (saliency >= q_fg) & ~background
+    if not foreground.any():          # the top quantile tied with the bottom one
+        foreground = valid & ~background
+    mask = np.full(saliency.shape, cv2.GC_PR_BGD, dtype=np.uint8)
+    mask[background] = cv2.GC_BGD
+    mask[foreground] = cv2.GC_FGD
+
+    height, width = saliency.shape
+    factor = min(1.0, max_side / max(height, width))
+    pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8) if image.dtype != np.uint8 else image
+    pixels = np.ascontiguousarray(pixels[..., ::-1])                       # OpenCV's BGR
+    if factor < 1.0:
+        small = (max(1, round(width * factor)), max(1, round(height * factor)))
+        pixels = cv2.resize(pixels, small, interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(mask, small, interpolation=cv2.INTER_NEAREST)
+    background_model = np.zeros((1, 65), np.float64)
+    foreground_model = np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(int(seed))
+    cv2.grabCut(pixels, mask, None, background_model, foreground_model, int(iterations),
+                cv2.GC_INIT_WITH_MASK)
+    result = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    if factor < 1.0:
+        result = cv2.resize(result.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return result
+
+
+def localize_from_saliency(image, saliency, **options):
+    """(mask, box): the largest component of ``grabcut_mask`` and its half-open box (or None)."""
+    return largest_component(grabcut_mask(image, saliency, **options))
+
+
+@dataclass
+class Localization:
+    class_index: int
+    class_name: str
+    score: float
+    box: tuple | None           # (x0, y0, x1, y1), half-open, original-image pixels
+    mask: np.ndarray            # (H0, W0) bool, the largest foreground component
+    saliency: np.ndarray        # (H0, W0) float32, the map in original-image pixels
+
+
+class Localizer:
+    """Saliency → GrabCut → box, for the classes of one photograph.
+
+    method: a map-making method (default: Saliency of the net) whose maps are (H, W)
+    preset:  the caffe_port.preprocess Preset (or name) that prepares the photograph
+    options: foreground_quantile, background_quantile, iterations, max_side, seed (grabcut_mask)
+    """
+
+    def __init__(self, method, preset, **options):
+        from caffe_port.preprocess import preset as get_preset
+        if not hasattr(method, "maps"):
+            from caffe_port.methods.saliency import Saliency
+            method = Saliency(method)
+        self.method = method
+        self.preset = get_preset(preset)
+        self.options = options
+
+    def localize(self, image, target=None, top_k=None):
+        """A list of Localization, one per class (the top-1 by default)."""
+        from caffe_port.preprocess import as_rgb
+        image = as_rgb(image)
+        m = self.method
+        data = self.preset.preprocess(image)
+        try:
+            t = m.targets(data, target, top_k)
+            maps = m.maps(data, t.classes)[:, 0]
+        finally:
+            m.release()
+        if maps.ndim != 3:
+            raise InputError(f"localisation needs one saliency value per pixel; the method gives "
+                             f"maps of shape {maps.shape[1:]} (use a channel reduction, e.g. 'max')")
+        geometry = self.preset.geometry(image.shape[:2])
+        valid = geometry.covered()
+        results = []
+        for k in range(maps.shape[0]):
+            saliency = geometry.to_original(maps[k])
+            mask, box = localize_from_saliency(image, saliency, valid=valid, **self.options)
+            c = int(t.classes[k, 0])
+            name = m.class_name(c) if hasattr(m, "class_name") else f"class {c}"
+            results.append(Localization(c, name, float(t.scores[k, 0]), box, mask, saliency))
+        return results

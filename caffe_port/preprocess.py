@@ -1,0 +1,416 @@
+"""Per-model pre-processing presets, and the way back from network pixels to the photograph's.
+
+A ``Preset`` turns an RGB photograph into the network's ``data`` blob in four steps, each one
+optional:
+
+    1. resize       ``resize=S`` scales the shorter side to S (the longer one to
+                    max(S, round(side · S / shorter))); ``resize=(H, W)`` resizes to exactly H×W
+                    (Caffe's ``caffe.io.resize_image`` to 256×256)
+    2. centre crop  ``crop=(h, w)`` (or ``crop=s``): rows ⌊(H − h)/2⌋ …, columns ⌊(W − w)/2⌋ …
+    3. channels     the image is RGB; ``channel_order="BGR"`` reverses it (Caffe's channel swap)
+    4. normalise    data[c] = (pixel[c] · scale − mean[c]) / std[c], with pixel in 0…255 and
+                    mean/std given in the network's channel order and in scaled units
+
+so that ``preprocess(image)`` is (1, 3, h, w) float32. ``deprocess`` inverts step 4 and 3 (the
+class model images live in the network's space; their mean is added back here), and
+``to_original`` inverts steps 2 and 1 for a *map*: a value at network resolution becomes a value
+at every pixel of the original photograph, zero where the crop did not look.
+
+Resizing follows OpenCV's pixel-centre convention, x_resized + ½ = (x_original + ½) · W_r / W_0,
+which ``to_original`` inverts exactly. A uint8 image is resized as uint8 (as the reference
+EfficientNet-Lite0 code and the pycaffe scripts that read images with OpenCV do); any other image
+is resized in float32.
+
+Images this module accepts (``as_rgb``), each turned into an H×W×3 RGB array with values 0…255:
+    * H×W×3 RGB, uint8 or float;
+    * grey H×W or H×W×1: the grey channel is replicated into R, G and B (a network trained on
+      colour photographs then sees a colourless photograph, which is what a grey image is);
+    * H×W×4 RGBA or H×W×2 grey+alpha: the alpha channel is dropped (not composited);
+    * uint16 (16-bit PNG/TIFF): scaled by 255/65535; bool: True → 255;
+    * float: taken as 0…1 when its maximum is at most 1 (``caffe.io.load_image``, scikit-image),
+      else as 0…255;
+    * huge images: when a preset resizes and the longer side exceeds ``max_side`` (2048), the
+      image is first shrunk with OpenCV's area interpolation (an average over each source
+      pixel's footprint, free of the aliasing a bilinear resize has at large factors) so that its
+      longer side is ``max_side``; the preset's own resize then proceeds from there. The
+      geometry — and so ``to_original`` — is that of a direct resize: the two are the same map.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from caffe_port.errors import InputError, ModelError, ShapeError
+
+INTERPOLATIONS = ("nearest", "linear", "cubic", "area", "lanczos")
+MAX_SIDE = 2048
+
+
+def _cv2():
+    import cv2
+    return cv2
+
+
+def _cv2_flag(interpolation):
+    cv2 = _cv2()
+    return {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
+            "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}[interpolation]
+
+
+# --- images --------------------------------------------------------------------------------------
+
+def load_image(path) -> np.ndarray:
+    """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``."""
+    cv2 = _cv2()
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: image file not found")
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise InputError(f"{path}: not an image file OpenCV can read")
+    if image.ndim == 3 and image.shape[2] == 3:
+        image = image[..., ::-1]                      # OpenCV reads BGR
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., [2, 1, 0, 3]]              # BGRA
+    return as_rgb(image, name=path)
+
+
+def as_rgb(image, name="image") -> np.ndarray:
+    """Any of the image kinds in the module docstring → H×W×3 RGB, values 0…255.
+
+    uint8 stays uint8; everything else becomes float32. A path is read with ``load_image``.
+    """
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image)
+    image = np.asarray(image)
+    if image.dtype == object or not (np.issubdtype(image.dtype, np.number) or image.dtype == bool):
+        raise InputError(f"{name}: not a numeric image array (dtype {image.dtype})")
+    if image.ndim == 3 and image.shape[2] in (1, 2):
+        image = image[..., 0]                         # grey (+ alpha)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]                        # RGBA: alpha dropped
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise InputError(f"{name}: expected an H×W grey, H×W×3 RGB or H×W×4 RGBA image, "
+                         f"got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise InputError(f"{name}: the image is empty (shape {image.shape})")
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image)
+    if image.dtype == bool:
+        return image.astype(np.uint8) * np.uint8(255)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) * np.float32(255.0 / 65535.0)
+    if np.issubdtype(image.dtype, np.integer):
+        if image.min() < 0 or image.max() > 255:
+            raise InputError(f"{name}: integer image values must lie in 0…255 (uint16 is scaled), "
+                             f"got {image.min()}…{image.max()}")
+        return image.astype(np.uint8)
+    image = image.astype(np.float32)
+    if not np.all(np.isfinite(image)):
+        raise InputError(f"{name}: the image contains NaN or infinite values")
+    if image.min() < 0 or image.max() > 255:
+        raise InputError(f"{name}: float image values must lie in 0…1 or 0…255, "
+                         f"got {image.min():g}…{image.max():g}")
+    return image * np.float32(255.0) if image.max() <= 1.0 else image
+
+
+def _pair(value, what):
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        value = (int(value), int(value))
+    value = tuple(int(v) for v in value)
+    if len(value) != 2 or min(value) < 1:
+        raise InputError(f"{what} must be a positive int or (height, width), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where the network's pixels came from in one photograph: original (H0, W0) → resized
+    (Hr, Wr) → the crop at rows top…top+h, columns left…left+w, optionally mirrored."""
+    original: tuple
+    resized: tuple
+    top: int
+    left: int
+    size: tuple
+    mirrored: bool = False
+
+    def source_coordinates(self):
+        """For every original pixel, its (x, y) coordinate in the crop (float32 H0×W0 arrays)."""
+        (h0, w0), (hr, wr), (h, w) = self.original, self.resized, self.size
+        xs = (np.arange(w0, dtype=np.float64) + 0.5) * (wr / w0) - 0.5 - self.left
+        ys = (np.arange(h0, dtype=np.float64) + 0.5) * (hr / h0) - 0.5 - self.top
+        if self.mirrored:
+            xs = (w - 1) - xs
+        map_x = np.broadcast_to(xs[None, :], (h0, w0)).astype(np.float32)
+        map_y = np.broadcast_to(ys[:, None], (h0, w0)).astype(np.float32)
+        return map_x, map_y
+
+    def covered(self):
+        """Boolean H0×W0: the original pixels whose centre falls inside the crop."""
+        map_x, map_y = self.source_coordinates()
+        h, w = self.size
+        return (map_x >= -0.5) & (map_x <= w - 0.5) & (map_y >= -0.5) & (map_y <= h - 0.5)
+
+    def to_original(self, maps, interpolation="linear"):
+        """(..., h, w) maps on the crop → (..., H0, W0) on the photograph, zero outside the crop.
+
+        Each original pixel takes the crop's value at its own centre (bilinear by default), the
+        inverse of the resize-and-crop; pixels whose centre the crop does not contain get 0.
+        """
+        cv2 = _cv2()
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.ndim < 2 or tuple(maps.shape[-2:]) != tuple(self.size):
+            raise ShapeError(f"a map of shape {maps.shape} does not fit the network's "
+                             f"{self.size[0]}×{self.size[1]} input (expected (..., "
+                             f"{self.size[0]}, {self.size[1]}))")
+        map_x, map_y = self.source_coordinates()
+        inside = self.covered()
+        flat = maps.reshape((-1,) + maps.shape[-2:])
+        out = np.zeros((flat.shape[0],) + tuple(self.original), dtype=np.float32)
+        for k, m in enumerate(flat):
+            out[k] = cv2.remap(np.ascontiguousarray(m), map_x, map_y, _cv2_flag(interpolation),
+                               borderMode=cv2.BORDER_REPLICATE)
+        out *= inside
+        return out.reshape(maps.shape[:-2] + tuple(self.original))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How a model wants its images. See the module docstring for the four steps.
+
+    name:          a label for messages
+    resize:        int (shorter side), (H, W) (exact), or None
+    crop:          int or (h, w) centre crop, or None
+    channel_order: "RGB" or "BGR", the network's
+    scale, mean, std: data[c] = (pixel[c] · scale − mean[c]) / std[c], network channel order
+    interpolation: "nearest", "linear", "cubic", "area" or "lanczos" (OpenCV's)
+    max_side:      images longer than this are first shrunk by area averaging (when resizing)
+    """
+    name: str = "none"
+    resize: object = None
+    crop: object = None
+    channel_order: str = "RGB"
+    scale: float = 1.0
+    mean: tuple = (0.0, 0.0, 0.0)
+    std: tuple = (1.0, 1.0, 1.0)
+    interpolation: str = "linear"
+    max_side: int = MAX_SIDE
+
+    def __post_init__(self):
+        if self.channel_order not in ("RGB", "BGR"):
+            raise InputError(f"preset {self.name!r}: channel_order must be 'RGB' or 'BGR', "
+                             f"not {self.channel_order!r}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(f"preset {self.name!r}: interpolation must be one of "
+                             f"{', '.join(INTERPOLATIONS)}, not {self.interpolation!r}")
+        if self.resize is not None and not isinstance(self.resize, (int, np.integer)):
+            object.__setattr__(self, "resize", _pair(self.resize, "resize"))
+        elif self.resize is not None and int(self.resize) < 1:
+            raise InputError(f"preset {self.name!r}: resize must be positive, got {self.resize}")
+        object.__setattr__(self, "crop", _pair(self.crop, "crop"))
+        for what in ("mean", "std"):
+            value = np.broadcast_to(np.asarray(getattr(self, what), dtype=np.float64), (3,))
+            object.__setattr__(self, what, tuple(float(v) for v in value))
+        if min(abs(s) for s in self.std) == 0 or self.scale == 0:
+            raise InputError(f"preset {self.name!r}: scale and std must be non-zero")
+
+    def replace(self, **changes) -> "Preset":
+        """A copy with some fields changed, e.g. ``preset("caffe").replace(crop=224)``."""
+        return dataclasses.replace(self, **changes)
+
+    # --- geometry --------------------------------------------------------------------------------
+
+    def _resized_size(self, height, width):
+        if self.resize is None:
+            return height, width
+        if isinstance(self.resize, tuple):
+            return self.resize
+        shorter = int(self.resize)
+        factor = shorter / min(height, width)
+        return max(shorter, round(height * factor)), max(shorter, round(width * factor))
+
+    def geometry(self, original_size, crop_index=None) -> Geometry:
+        """The resize and crop applied to an image of ``original_size`` = (H0, W0) (or the image).
+
+        crop_index: None for the centre crop; 0–9 for the ``oversample`` crops.
+        """
+        h0, w0 = _size_of(original_size)
+        hr, wr = self._resized_size(h0, w0)
+        h, w = self.crop if self.crop is not None else (hr, wr)
+        if h > hr or w > wr:
+            raise InputError(f"preset {self.name!r}: crop {h}×{w} is larger than the resized "
+                             f"image {hr}×{wr}")
+        if crop_index is None:
+            return Geometry((h0, w0), (hr, wr), (hr - h) // 2, (wr - w) // 2, (h, w))
+        boxes = _oversample_boxes(hr, wr, h, w)
+        if not 0 <= crop_index < len(boxes):
+            raise InputError(f"crop_index must be 0…9, got {crop_index}")
+        top, left, mirrored = boxes[crop_index]
+        return Geometry((h0, w0), (hr, wr), top, left, (h, w), mirrored)
+
+    def to_original(self, maps, original_size, crop_index=None, interpolation="linear"):
+        """Maps at network resolution (..., h, w) → the original photograph's pixels
+        (..., H0, W0): crop and resize undone, zero outside the crop."""
+        return self.geometry(original_size, crop_index).to_original(maps, interpolation)
+
+    # --- images → data ---------------------------------------------------------------------------
+
+    def _resized(self, image):
+        cv2 = _cv2()
+        h0, w0 = image.shape[:2]
+        hr, wr = self._resized_size(h0, w0)
+        if (hr, wr) == (h0, w0):
+            return image
+        if max(h0, w0) > self.max_side:
+            factor = self.max_side / max(h0, w0)
+            small = (max(1, round(w0 * factor)), max(1, round(h0 * factor)))
+            image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+        return cv2.resize(image, (wr, hr), interpolation=_cv2_flag(self.interpolation))
+
+    def _normalise(self, crops):
+        """(M, h, w, 3) RGB pixels → (M, 3, h, w) float32 data."""
+        x = crops.astype(np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        mean = np.asarray(self.mean, np.float32)
+        std = np.asarray(self.std, np.float32)
+        x = (x * np.float32(self.scale) - mean) / std
+        return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+    def preprocess(self, image) -> np.ndarray:
+        """An image (any kind ``as_rgb`` takes) → the (1, 3, h, w) float32 data blob."""
+        image = as_rgb(image)
+        resized = self._resized(image)
+        g = self.geometry(image.shape[:2])
+        crop = resized[g.top:g.top + g.size[0], g.left:g.left + g.size[1]]
+        return self._normalise(crop[None])
+
+    def oversample(self, image) -> np.ndarray:
+        """Caffe's 10-crop oversampling → (10, 3, h, w): the four corner crops (top-left,
+        top-right, bottom-left, bottom-right) and the centre crop, then the same five mirrored
+        left–right. ``to_original(..., crop_index=k)`` and ``merge_oversampled`` map back."""
+        image = as_rgb(image)
+        resized = self._resized(image)
+        crops = []
+        for k in range(10):
+            g = self.geometry(image.shape[:2], k)
+            crop = resized[g.top:g.top + g.size[0], g.left:g.left + g.size[1]]
+            crops.append(crop[:, ::-1] if g.mirrored else crop)
+        return self._normalise(np.stack(crops))
+
+    def merge_oversampled(self, maps, original_size, interpolation="linear"):
+        """Ten maps (10, ..., h, w) from ``oversample`` crops → their mean on the photograph
+        (..., H0, W0), each pixel averaged over the crops that contain it (0 where none does)."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if maps.shape[0] != 10:
+            raise ShapeError(f"merge_oversampled expects 10 maps (one per crop), got {maps.shape[0]}")
+        total, count = None, None
+        for k in range(10):
+            g = self.geometry(original_size, k)
+            back = g.to_original(maps[k], interpolation)
+            total = back if total is None else total + back
+            count = g.covered().astype(np.float32) if count is None else count + g.covered()
+        return total / np.maximum(count, 1)
+
+    # --- data → images ---------------------------------------------------------------------------
+
+    def pixel_range(self):
+        """(low, high), each (3,) in network channel order: the data values of pixels 0 and 255."""
+        mean, std = np.asarray(self.mean), np.asarray(self.std)
+        low, high = (0.0 * self.scale - mean) / std, (255.0 * self.scale - mean) / std
+        return np.minimum(low, high).astype(np.float32), np.maximum(low, high).astype(np.float32)
+
+    def deprocess(self, data) -> np.ndarray:
+        """(1, 3, h, w) or (3, h, w) data → (h, w, 3) uint8 RGB: pixel = (data · std + mean) / scale,
+        channels back to RGB, clipped to 0…255 and rounded."""
+        data = np.asarray(data, dtype=np.float64)
+        if data.ndim == 4 and data.shape[0] == 1:
+            data = data[0]
+        if data.ndim != 3 or data.shape[0] != 3:
+            raise ShapeError(f"deprocess expects (1, 3, h, w) or (3, h, w) data, got {data.shape}")
+        x = data.transpose(1, 2, 0) * np.asarray(self.std) + np.asarray(self.mean)
+        x = x / self.scale
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _size_of(original):
+    if hasattr(original, "shape"):
+        shape = tuple(original.shape)
+        if len(shape) < 2:
+            raise InputError(f"expected an image or (height, width), got an array of shape {shape}")
+        return int(shape[0]), int(shape[1])
+    size = tuple(int(v) for v in original)
+    if len(size) != 2 or min(size) < 1:
+        raise InputError(f"original size must be (height, width), got {original!r}")
+    return size
+
+
+def _oversample_boxes(hr, wr, h, w):
+    """Caffe's ten crops of an hr×wr image: (top, left, mirrored)."""
+    five = [(0, 0), (0, wr - w), (hr - h, 0), (hr - h, wr - w), ((hr - h) // 2, (wr - w) // 2)]
+    return [(t, l, False) for t, l in five] + [(t, l, True) for t, l in five]
+
+
+# --- the presets -----------------------------------------------------------------------------------
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
+
+
+def _efficientnet_lite0():
+    try:
+        from caffe_port.models import efficientnet_lite
+    except ImportError:
+        raise ModelError("preset 'efficientnet-lite0' needs caffe_port.models.efficientnet_lite, "
+                         "which is not available") from None
+    p = efficientnet_lite.PREPROCESS
+    interpolation = str(p.get("interpolation", "linear")).lower()
+    interpolation = next((name for name, word in (("cubic", "cubic"), ("area", "area"),
+                                                  ("nearest", "nearest"), ("lanczos", "lanczos"),
+                                                  ("linear", "linear")) if word in interpolation),
+                         "linear")
+    low, high = p.get("input_range", (0, 255))
+    return Preset("efficientnet-lite0", resize=int(p["resize_shorter_side"]), crop=int(p["center_crop"]),
+                  channel_order=p["color_order"], scale=255.0 / (high - low),
+                  mean=tuple(p["mean"]), std=tuple(p["std"]), interpolation=interpolation)
+
+
+PRESETS = {
+    # BVLC reference CaffeNet / AlexNet / VGG deploys: caffe.io.resize_image to 256×256, centre
+    # crop (227 for CaffeNet/AlexNet, 224 for VGG/GoogLeNet: .replace(crop=224)), BGR, 0–255, the
+    # ILSVRC-2012 mean pixel
+    "caffe": lambda: Preset("caffe", resize=(256, 256), crop=227, channel_order="BGR", scale=1.0,
+                            mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0), interpolation="linear"),
+    # torchvision's ImageNet models: Resize(256) of the shorter side, CenterCrop(224), RGB /255,
+    # ImageNet mean/std (bilinear without PIL's antialias; differences are a fraction of a level)
+    "torchvision": lambda: Preset("torchvision", resize=256, crop=224, channel_order="RGB",
+                                  scale=1.0 / 255.0, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                                  interpolation="linear"),
+    "efficientnet-lite0": _efficientnet_lite0,
+    # the image as it is: RGB pixel values 0–255, no resize or crop
+    "none": lambda: Preset("none"),
+}
+
+
+def preset(name, **changes) -> Preset:
+    """A named preset ("caffe", "torchvision", "efficientnet-lite0", "none"), optionally changed:
+    ``preset("caffe", crop=224)``. A Preset passes through (with the changes applied)."""
+    if isinstance(name, Preset):
+        return name.replace(**changes) if changes else name
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    base = PRESETS[name]()
+    try:
+        return base.replace(**changes) if changes else base
+    except TypeError as e:
+        raise InputError(f"preset {name!r}: {e}") from None

@@ -1,0 +1,245 @@
+"""Arrays → pictures (OpenCV only): grey saliency maps, heat-map overlays, signed gradient images,
+captioned grids, boxes, and PNG files written atomically.
+
+Every picture here is an H×W×3 uint8 **RGB** array (grey maps are H×W); ``write_png`` converts to
+OpenCV's BGR on the way out.
+
+    grey(map)               the paper's figures: min–max normalised, white = salient
+    heatmap(map)            OpenCV's JET colour map (blue = low, red = high)
+    overlay(photo, map)     0.5·photo + 0.5·heatmap — both stay readable. (The pycaffe CAM demo
+                            blends 0.2·photo + 0.7·heatmap: its weights sum to 0.9, so the picture
+                            is darker and the photograph all but disappears under the colours.)
+    signed(gradient)        "all": (g − min)/(max − min);  "positive": max(g, 0)/max(g);
+                            "negative": max(−g, 0)/(−min(g)) — per picture, over all channels,
+                            as guided-backprop images are usually shown
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from caffe_port.errors import InputError, ShapeError
+
+OVERLAY_ALPHA = 0.5
+
+
+def _cv2():
+    import cv2
+    return cv2
+
+
+def _file_mode():
+    """0o666 less the process umask (mkstemp's 0o600 would make the PNG private)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            umask = next(int(line.split()[1], 8) for line in f if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = 0o022
+    return 0o666 & ~umask
+
+
+def normalise(values, low=None, high=None) -> np.ndarray:
+    """(values − low) / (high − low), clipped to [0, 1], float32; low/high default to the min/max.
+    A constant array becomes zeros."""
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise InputError("the map contains NaN or infinite values")
+    low = float(values.min()) if low is None else float(low)
+    high = float(values.max()) if high is None else float(high)
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.float32)
+    return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def _to_uint8(unit):
+    return np.clip(np.rint(np.asarray(unit) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _map2d(saliency_map):
+    m = np.asarray(saliency_map)
+    if m.ndim == 3 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 2:
+        raise ShapeError(f"expected an (H, W) map, got shape {m.shape}")
+    return m
+
+
+def grey(saliency_map) -> np.ndarray:
+    """(H, W) map → (H, W) uint8, min–max normalised, white = salient."""
+    return _to_uint8(normalise(_map2d(saliency_map)))
+
+
+def heatmap(saliency_map) -> np.ndarray:
+    """(H, W) map → (H, W, 3) RGB uint8 through OpenCV's JET colour map, min–max normalised."""
+    cv2 = _cv2()
+    bgr = cv2.applyColorMap(grey(saliency_map), cv2.COLORMAP_JET)
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def _rgb(image):
+    from caffe_port.preprocess import as_rgb
+    image = as_rgb(image)
+    return image if image.dtype == np.uint8 else np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def overlay(image, saliency_map, alpha=OVERLAY_ALPHA) -> np.ndarray:
+    """(1 − α)·photo + α·heatmap(map), RGB uint8; the map must have the photo's H×W (use
+    ``Preset.to_original`` for maps at network resolution)."""
+    image = _rgb(image)
+    m = _map2d(saliency_map)
+    if m.shape != image.shape[:2]:
+        raise ShapeError(f"map of shape {m.shape} does not match the {image.shape[0]}×{image.shape[1]} image")
+    if not 0 <= alpha <= 1:
+        raise InputError(f"alpha must be in [0, 1], got {alpha}")
+    blend = (1 - alpha) * image.astype(np.float32) + alpha * heatmap(m).astype(np.float32)
+    return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+
+
+def signed(gradient, channel_order="RGB") -> dict:
+    """A signed gradient image (C, H, W) (a method's "signed" output; C = 3 or 1) →
+    {"all", "positive", "negative"}: (H, W, 3) RGB uint8 each (see the module docstring).
+
+    channel_order: the network's ("BGR" for Caffe models): channels are put back in RGB order.
+    """
+    g = np.asarray(gradient, dtype=np.float64)
+    if g.ndim == 4 and g.shape[0] == 1:
+        g = g[0]
+    if g.ndim != 3 or g.shape[0] not in (1, 3):
+        raise ShapeError(f"expected a (C, H, W) gradient with C = 1 or 3, got shape {g.shape}")
+    if channel_order not in ("RGB", "BGR"):
+        raise InputError(f"channel_order must be 'RGB' or 'BGR', not {channel_order!r}")
+    g = g.transpose(1, 2, 0)
+    if g.shape[2] == 1:
+        g = np.repeat(g, 3, axis=2)
+    elif channel_order == "BGR":
+        g = g[..., ::-1]
+    top, bottom = g.max(), g.min()
+    positive = np.maximum(g, 0) / top if top > 0 else np.zeros_like(g)
+    negative = np.maximum(-g, 0) / -bottom if bottom < 0 else np.zeros_like(g)
+    return {"all": _to_uint8(normalise(g)), "positive": _to_uint8(positive),
+            "negative": _to_uint8(negative)}
+
+
+def draw_box(image, box, colour=(0, 255, 0), thickness=2, label=None) -> np.ndarray:
+    """A copy of the RGB image with the half-open box (x0, y0, x1, y1) drawn (and a label)."""
+    cv2 = _cv2()
+    out = _rgb(image).copy()
+    if box is None:
+        return out
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if not (x0 < x1 and y0 < y1):
+        raise InputError(f"box {tuple(box)} is empty: need x0 < x1 and y0 < y1")
+    cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), tuple(int(c) for c in colour), int(thickness))
+    if label:
+        cv2.putText(out, str(label), (x0 + 2, max(y0 - 4, 12)), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    tuple(int(c) for c in colour), 1, cv2.LINE_AA)
+    return out
+
+
+def _as_tile(picture):
+    p = np.asarray(picture)
+    if p.ndim == 2:
+        p = grey(p) if p.dtype != np.uint8 else p
+        p = np.repeat(p[..., None], 3, axis=2)
+    elif p.ndim == 3 and p.shape[2] == 3 and p.dtype != np.uint8:
+        p = _rgb(p)
+    if p.ndim != 3 or p.shape[2] != 3:
+        raise ShapeError(f"a grid tile must be (H, W) or (H, W, 3), got shape {p.shape}")
+    return p
+
+
+def _caption_lines(text, width, scale):
+    cv2 = _cv2()
+    words, lines, line = str(text).split(), [], ""
+    for w in words:
+        trial = f"{line} {w}".strip()
+        if cv2.getTextSize(trial, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] <= width or not line:
+            line = trial
+        else:
+            lines.append(line)
+            line = w
+    return lines + ([line] if line else [])
+
+
+def grid(tiles, captions=None, columns=None, pad=6, background=255, font_scale=0.45) -> np.ndarray:
+    """Pictures side by side (row-major, ``columns`` per row, default all in one row), each with
+    its caption ("tabby cat 14.2": class name and score) wrapped above it. Grey (H, W) maps are
+    normalised; tiles of different sizes are top-left aligned in equal cells."""
+    cv2 = _cv2()
+    tiles = [_as_tile(t) for t in tiles]
+    if not tiles:
+        raise InputError("grid needs at least one picture")
+    captions = list(captions) if captions is not None else [""] * len(tiles)
+    if len(captions) != len(tiles):
+        raise InputError(f"{len(captions)} captions for {len(tiles)} pictures")
+    columns = len(tiles) if columns is None else max(1, int(columns))
+    cell_w = max(t.shape[1] for t in tiles)
+    cell_h = max(t.shape[0] for t in tiles)
+    wrapped = [_caption_lines(c, cell_w, font_scale) for c in captions]
+    line_h = cv2.getTextSize("Hg", cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[0][1] + 8
+    text_h = line_h * max((len(w) for w in wrapped), default=0)
+    rows = -(-len(tiles) // columns)
+    height = pad + rows * (text_h + cell_h + pad)
+    width = pad + columns * (cell_w + pad)
+    canvas = np.full((height, width, 3), background, dtype=np.uint8)
+    ink = (0, 0, 0) if background > 127 else (255, 255, 255)
+    for k, (tile, lines) in enumerate(zip(tiles, wrapped)):
+        r, c = divmod(k, columns)
+        x = pad + c * (cell_w + pad)
+        y = pad + r * (text_h + cell_h + pad)
+        for j, line in enumerate(lines):
+            cv2.putText(canvas, line, (x, y + (j + 1) * line_h - 6), cv2.FONT_HERSHEY_SIMPLEX,
+                        font_scale, ink, 1, cv2.LINE_AA)
+        canvas[y + text_h:y + text_h + tile.shape[0], x:x + tile.shape[1]] = tile
+    return canvas
+
+
+def write_png(path, picture, force=False) -> str:
+    """Write an RGB (H, W, 3) or grey (H, W) uint8 picture as a PNG, atomically: the bytes go to
+    a temporary file in the same directory, which then takes the name in one step — a reader
+    sees no file, the old file or the whole new one. An existing file is kept unless ``force``
+    (InputError naming it)."""
+    cv2 = _cv2()
+    path = os.fspath(path)
+    p = np.asarray(picture)
+    if p.dtype != np.uint8 and not (p.dtype == np.uint16 and p.ndim in (2, 3)):
+        raise InputError(f"{path}: pictures are uint8 arrays (render them with grey/heatmap/overlay "
+                         f"first), got dtype {p.dtype}")
+    if not (p.ndim == 2 or (p.ndim == 3 and p.shape[2] in (3, 4))):
+        raise ShapeError(f"{path}: a picture is (H, W) or (H, W, 3), got shape {p.shape}")
+    if p.ndim == 3:
+        p = p[..., [2, 1, 0, 3][:p.shape[2]]]                           # RGB(A) → BGR(A)
+    if os.path.exists(path) and not force:
+        raise InputError(f"{path} exists; pass force=True to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"{path}: directory {directory} does not exist")
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(p))
+    if not ok:
+        raise InputError(f"{path}: OpenCV could not encode the picture as PNG")
+    fd, temp = tempfile.mkstemp(prefix=".caffe_port-", suffix=".png.tmp", dir=directory)
+    try:
+        os.chmod(temp, _file_mode())
+        with os.fdopen(fd, "wb") as out:
+            out.write(encoded.tobytes())
+            out.flush()
+            os.fsync(out.fileno())
+        if force:
+            os.replace(temp, path)
+        else:
+            try:
+                os.link(temp, path)        # fails if the name appeared meanwhile: never clobbers
+            except FileExistsError:
+                raise InputError(f"{path} exists; pass force=True to overwrite it") from None
+            except OSError:
+                os.replace(temp, path)     # a file system without hard links
+            finally:
+                if os.path.exists(temp):
+                    os.remove(temp)
+    except BaseException:
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+    return path
