@@ -87,8 +87,8 @@ def _output_size(size, kernel, stride, dilation, pad_begin, pad_end, ceil_mode):
 def pool_window(op_type, attrs, in_spatial, out_spatial=None) -> PoolWindow:
     """Resolve a pooling node's attributes on input spatial shape ``in_spatial``.
 
-    ``out_spatial`` (the runtime's output size) overrides the computed one; SAME_* pads are
-    derived from whichever output size is used.
+    ``out_spatial`` (the runtime's output size) overrides the computed one; pads do not depend
+    on it (SAME_* pads follow from the input size, stride and kernel alone).
     """
     nd = len(in_spatial)
     if not 1 <= nd <= 3:
