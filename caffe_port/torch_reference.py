@@ -815,13 +815,15 @@ class TorchNet:
         return self.backward(**{top_name: top_diff})[input_name]
 
 
-def reference_input_grad(model, x, top_name, top_diff, rule="backprop", kept=None, input_name=None):
+def reference_input_grad(model, x, top_name, top_diff, rule="backprop", kept=None, input_name=None,
+                         forward_blobs=None):
     """The float64 oracle: d⟨top_diff, top⟩/d input under ``rule``, every ReLU-family mask and every
     max-pool switch taken from ``kept`` (blob name → float32 array, or an object whose values have
     ``.data``, e.g. ``Net.blobs``); with ``kept=None``, from this float64 forward.
 
     x: (N, C, H, W) input (or a dict of inputs); top_diff: (N, …) like the blob, or (K, N, …)
     stacked. Returns a float64 array (N, C, H, W), or (K, N, C, H, W) when stacked.
+    forward_blobs: a dict to receive every blob of the float64 forward (saves a second forward).
     """
     torch = _torch()
     it = _Interpreter(model, torch.float64, rule=rule, oracle=True, kept=kept)
@@ -830,6 +832,8 @@ def reference_input_grad(model, x, top_name, top_diff, rule="backprop", kept=Non
     with torch.enable_grad():
         feeds = _feeds(it, inputs, requires_grad=True)
         blobs = it.run(feeds)
+        if forward_blobs is not None:
+            forward_blobs.update({n: v.detach().numpy() for n, v in blobs.items()})
         return _input_grads(blobs, feeds, {top_name: top_diff}, torch.float64)[input_name]
 
 
