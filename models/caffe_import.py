@@ -1,0 +1,1105 @@
+"""A Caffe net (``deploy.prototxt`` + ``.caffemodel``) as one normalised ONNX ModelProto.
+
+``caffe_to_onnx`` builds the net as Caffe's ``Net::Init`` would (format upgrades, the
+phase/level/stage filter, blob bookkeeping, in-place layers), then writes every layer as ONNX
+nodes that compute what Caffe's ``Forward_cpu`` computes, in float32, at opset 13. One function
+per layer type below, found through ``LAYER_CONVERTERS``; each docstring says which Caffe
+behaviour it reproduces.
+
+Names (what a pycaffe-shaped shell relies on):
+
+* node ``<layer>`` is the layer's main computation; helper nodes and their tensors are named
+  ``<layer>/<what>``;
+* a tensor carries the Caffe blob name when it holds the blob's *final* value; when in-place
+  layers (top == bottom) rewrite a blob, the earlier versions are ``<blob>@<writer layer>``
+  (conv1 writes ``conv1@conv1``, the in-place relu1 then writes ``conv1``);
+* Caffe param blob i of a layer is the initializer ``<layer>#<i>``, in Caffe's shape (what
+  ``net.params[layer][i].data.shape`` shows); where a node needs another form it reads a derived
+  initializer ``<layer>#<i>/<what>`` (e.g. a per-channel scale reshaped to (C, 1, 1)).
+
+The metadata key ``caffe_port.caffe`` holds JSON: the net name, inputs and outputs (Caffe's
+``net.inputs``/``net.outputs``), the layers (type, bottoms, tops, params, param shapes, nodes,
+derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
+``diff``: tensor whose diff Caffe shows after backward — the first version of an in-place chain,
+since in-place backward overwrites the diff down the chain — and the declared shape),
+force_backward, debug_info, phase and batch handling.
+
+The batch (first input axis) is the symbolic dimension "N" unless a layer mixes it with other
+axes (e.g. Reshape to an explicit first dim, Concat/Slice on axis 0); H×W stay as declared.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from caffe_port.errors import ModelError
+from caffe_port.onnx_util import make_model
+
+from . import caffe_io, caffe_proto
+
+OPSET = 13
+METADATA_KEY = "caffe_port.caffe"
+BATCH_DIM = "N"
+
+TRAINING_ONLY = {"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData",
+                 "DummyData", "AnnotatedData", "VideoData", "Accuracy", "Silence", "Python"}
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+def caffe_to_onnx(prototxt, caffemodel=None, *, phase="TEST", level=0, stages=(),
+                  fill_missing=False) -> onnx.ModelProto:
+    """Convert a Caffe net to ONNX.
+
+    prototxt:     path of the net's ``.prototxt`` (or a ``caffe.NetParameter``).
+    caffemodel:   path of the trained ``.caffemodel`` (or a ``NetParameter`` with blobs), or None.
+    phase:        "TEST"/"TRAIN" (or caffe.TEST = 1 / caffe.TRAIN = 0); with ``level`` and
+                  ``stages`` it selects layers by their include/exclude rules, as
+                  ``caffe.Net(prototxt, weights, phase)`` does. Dropout is an identity and
+                  BatchNorm uses its stored statistics in both phases (a warning says so when
+                  Caffe would not).
+    fill_missing: False (default): a layer with parameters that the caffemodel lacks (or every
+                  such layer, when no caffemodel is given) raises ``ModelError``. True: such layers
+                  start from Caffe's constant fillers (zeros for weights and biases, 1 for Scale,
+                  0.25 for PReLU; zeros where the prototxt names a random filler), with a warning.
+
+    Returns an ONNX ModelProto (opset 13) whose metadata describes the Caffe net (module doc).
+    Raises ``ModelError`` for unreadable files, layer types that cannot be converted (all of them
+    named at once), inconsistent shapes and weights that do not fit.
+    """
+    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
+    weights = _Weights.from_caffemodel(caffemodel, fill_missing)
+    converter = _Converter(net, source, _net_state(net, phase, level, stages), weights)
+    converter.run()
+    return converter.model()
+
+
+def caffe_param_shapes(prototxt, *, phase="TEST", level=0, stages=()) -> dict:
+    """{layer name: [param blob shape, ...]} in Caffe's shapes, for the layers with parameters —
+    what a ``.caffemodel`` for this prototxt must hold. Allocates no weights."""
+    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
+    converter = _Converter(net, source, _net_state(net, phase, level, stages),
+                           _Weights(None, fill_missing=True, shapes_only=True))
+    converter.run()
+    return {layer["name"]: [tuple(s) for s in layer["param_shapes"]]
+            for layer in converter.layers_meta if layer["param_shapes"]}
+
+
+def metadata(model: onnx.ModelProto) -> dict:
+    """The ``caffe_port.caffe`` metadata of a converted model, as a dict."""
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    raise ModelError(f"model has no {METADATA_KEY!r} metadata: not converted from Caffe")
+
+
+def _load(thing, reader, default_source):
+    if thing is None:
+        return None, None
+    if hasattr(thing, "DESCRIPTOR"):
+        return thing, default_source
+    return reader(thing), os.fspath(thing)
+
+
+# --- Caffe's layer filter (Net::FilterNet, Net::StateMeetsRule) -------------------------------
+
+def _net_state(net, phase, level, stages):
+    state = caffe_proto.NetState()
+    state.CopyFrom(net.state)
+    if isinstance(phase, str):
+        if phase.upper() not in ("TRAIN", "TEST"):
+            raise ModelError(f"phase must be 'TRAIN' or 'TEST', got {phase!r}")
+        state.phase = caffe_proto.NetState.DESCRIPTOR.fields_by_name["phase"].enum_type \
+            .values_by_name[phase.upper()].number
+    elif phase in (0, 1):
+        state.phase = int(phase)
+    else:
+        raise ModelError(f"phase must be 'TRAIN' or 'TEST' (or caffe.TRAIN/caffe.TEST), got {phase!r}")
+    state.level = int(level)
+    state.stage.extend(stages)
+    return state
+
+
+def _phase_name(state) -> str:
+    return caffe_proto.NetState.DESCRIPTOR.fields_by_name["phase"].enum_type \
+        .values_by_number[state.phase].name
+
+
+def state_meets_rule(state, rule) -> bool:
+    """Caffe's Net::StateMeetsRule: phase, level bounds and stages must all agree."""
+    if rule.HasField("phase") and rule.phase != state.phase:
+        return False
+    if rule.HasField("min_level") and state.level < rule.min_level:
+        return False
+    if rule.HasField("max_level") and state.level > rule.max_level:
+        return False
+    if any(stage not in state.stage for stage in rule.stage):
+        return False
+    return not any(stage in state.stage for stage in rule.not_stage)
+
+
+def filter_layers(layers, state, source="<net>") -> list:
+    """Caffe's Net::FilterNet: with include rules a layer stays if the state meets any of them;
+    otherwise it stays unless the state meets one of its exclude rules."""
+    kept = []
+    for layer in layers:
+        if len(layer.include) and len(layer.exclude):
+            raise ModelError(f"{source}: layer {layer.name!r} has both include and exclude rules; "
+                             "Caffe allows one kind only")
+        if len(layer.include):
+            keep = any(state_meets_rule(state, rule) for rule in layer.include)
+        else:
+            keep = not any(state_meets_rule(state, rule) for rule in layer.exclude)
+        if keep:
+            kept.append(layer)
+    return kept
+
+
+# --- Caffe's pooling geometry ----------------------------------------------------------------
+
+def pooled_shape(size, kernel, pad, stride, ceil_mode=True) -> tuple:
+    """Caffe's PoolingLayer::Reshape for each spatial axis:
+
+        pooled = ceil((size + 2·pad − kernel) / stride) + 1      (floor with round_mode FLOOR)
+
+    then, if any pad is non-zero, one less on an axis whose last window would start at or beyond
+    size + pad (so every window starts inside the image or its leading pad).
+    """
+    rounding = math.ceil if ceil_mode else math.floor
+    pooled = [int(rounding((n + 2 * p - k) / s)) + 1
+              for n, k, p, s in zip(size, kernel, pad, stride)]
+    if any(pad):
+        pooled = [q - 1 if (q - 1) * s >= n + p else q
+                  for q, n, p, s in zip(pooled, size, pad, stride)]
+    return tuple(pooled)
+
+
+# --- weights -----------------------------------------------------------------------------------
+
+def _filler(owner, field, default=0.0):
+    """The value Caffe's filler ``owner.field`` starts a blob at: the constant filler's value
+    (Caffe's default filler is constant 0), ``default`` when the layer picks its own default,
+    None for a random filler."""
+    if not owner.HasField(field):
+        return default
+    filler = getattr(owner, field)
+    return float(filler.value) if filler.type == "constant" else None
+
+
+class _Weights:
+    """Where param blobs come from: a caffemodel (matched by layer name and checked like Caffe's
+    CopyTrainedLayersFrom), else Caffe's constant fillers when ``fill_missing``."""
+
+    def __init__(self, stored, fill_missing, source=None, shapes_only=False):
+        self.stored = stored            # {layer name: [BlobProto]} or None (no caffemodel)
+        self.fill_missing = fill_missing
+        self.source = source
+        self.shapes_only = shapes_only
+        self.filled = []                # layer names started from fillers
+        self.random_fillers = []        # of those, layers whose prototxt filler was random
+
+    @classmethod
+    def from_caffemodel(cls, caffemodel, fill_missing):
+        net, source = _load(caffemodel, caffe_io.read_caffemodel, "<caffemodel>")
+        if net is None:
+            return cls(None, fill_missing)
+        return cls(caffe_io.caffemodel_layers(net), fill_missing, source)
+
+    def take(self, layer, specs) -> list:
+        """Arrays for a layer's params. specs: [(Caffe shape, filler value or None)]."""
+        blobs = None if self.stored is None else self.stored.get(layer.name)
+        if blobs is None:
+            if not self.fill_missing:
+                if self.stored is None:
+                    where = "no caffemodel was given"
+                elif not self.stored:
+                    where = (f"{self.source} holds no weights at all (empty or truncated? a "
+                             "prototxt given as weights?)")
+                else:
+                    where = f"{self.source} has no layer named {layer.name!r}"
+                raise ModelError(f"layer {layer.name!r} ({layer.type}) needs weights but {where} "
+                                 "(pass fill_missing=True to start it from Caffe's fillers)")
+            if not self.shapes_only:
+                self.filled.append(layer.name)
+                if any(value is None for _, value in specs):
+                    self.random_fillers.append(layer.name)
+            return [np.broadcast_to(np.float32(value or 0.0), shape) if self.shapes_only
+                    else np.full(shape, value or 0.0, dtype=np.float32) for shape, value in specs]
+        if len(blobs) != len(specs):
+            raise ModelError(f"{self.source}: layer {layer.name!r} ({layer.type}) holds "
+                             f"{len(blobs)} param blobs, the prototxt's layer needs {len(specs)} "
+                             "(Caffe: incompatible number of blobs)")
+        arrays = []
+        for i, (blob, (shape, _)) in enumerate(zip(blobs, specs)):
+            if not caffe_io.legacy_shape_matches(shape, blob):
+                raise ModelError(
+                    f"{self.source}: cannot copy param {i} of layer {layer.name!r}: shape mismatch, "
+                    f"the caffemodel has {caffe_io.blob_shape(blob)}, the prototxt needs "
+                    f"{tuple(shape)} (rename the layer to start it from scratch)")
+            array = caffe_io.blob_to_array(blob, f"{self.source}: layer {layer.name!r} param {i}")
+            arrays.append(array.reshape(shape))
+        return arrays
+
+    def warn(self):
+        if not self.filled:
+            return
+        where = "no caffemodel was given" if self.stored is None else f"not in {self.source}"
+        message = (f"weights of {len(self.filled)} layer(s) ({', '.join(self.filled[:5])}"
+                   f"{', …' if len(self.filled) > 5 else ''}) {where}: started from Caffe's "
+                   "constant fillers")
+        if self.random_fillers:
+            message += (f"; zeros where the prototxt asks for a random filler "
+                        f"({', '.join(self.random_fillers[:5])})")
+        warnings.warn(message, stacklevel=3)
+
+
+# --- the converter -----------------------------------------------------------------------------
+
+class _Layer:
+    """One Caffe layer being written as ONNX: its bottoms and tops (tensor names and Caffe
+    shapes) and helpers that add nodes and initializers under the layer's name."""
+
+    def __init__(self, converter, param):
+        self.converter = converter
+        self.param = param
+        self.name = param.name
+        self.type = param.type
+        self.bottoms = [converter.current[b] for b in param.bottom]
+        self.shapes = [converter.shapes[b] for b in param.bottom]
+        self.tops = [converter.version_name(t, param.name) for t in param.top]
+        self.nodes, self.params, self.param_shapes, self.derived = [], [], [], {}
+        self.arrays = []
+
+    def fail(self, message):
+        raise ModelError(f"{self.converter.source}: layer {self.name!r} ({self.type}): {message}")
+
+    def count(self, bottoms=None, tops=None):
+        """Caffe's ExactNumBottomBlobs / ExactNumTopBlobs checks (an int or a (min, max) pair)."""
+        for what, expected, actual in (("bottom", bottoms, len(self.bottoms)),
+                                       ("top", tops, len(self.tops))):
+            if expected is None:
+                continue
+            low, high = expected if isinstance(expected, tuple) else (expected, expected)
+            if not low <= actual <= (high if high is not None else actual):
+                wanted = f"{low}" if low == high else f"{low} to {high}" if high else f"{low} or more"
+                self.fail(f"takes {wanted} {what} blob(s), has {actual}")
+
+    def axis(self, axis, ndim):
+        """Caffe's CanonicalAxisIndex: −ndim ≤ axis < ndim, negative counting from the end."""
+        if not -ndim <= axis < ndim:
+            self.fail(f"axis {axis} is out of range for a {ndim}-axis blob")
+        return axis % ndim
+
+    def fix_batch(self, why):
+        self.converter.batch_fixed_by = self.converter.batch_fixed_by or f"{self.name} ({why})"
+
+    def weights(self, specs) -> list:
+        """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)].
+        Returns the initializer names; the arrays are in ``self.arrays``."""
+        shapes = [tuple(int(d) for d in shape) for shape, _ in specs]
+        self.arrays = self.converter.weights.take(self, [(s, v) for s, (_, v) in zip(shapes, specs)])
+        names = []
+        for i, (shape, array) in enumerate(zip(shapes, self.arrays)):
+            names.append(self.converter.add_initializer(f"{self.name}#{i}", array))
+            self.param_shapes.append(list(shape))
+        self.params = names
+        return names
+
+    def derive(self, i, what, array, how):
+        """A derived initializer ``<layer>#<i>/<what>`` computed from param blob i."""
+        name = self.converter.add_initializer(f"{self.name}#{i}/{what}", array)
+        self.derived[name] = how
+        return name
+
+    def const(self, what, array):
+        """A helper constant ``<layer>/<what>`` (shapes, pads, coefficients)."""
+        return self.converter.add_initializer(f"{self.name}/{what}", array)
+
+    def node(self, op_type, inputs, *, what=None, outputs=None, **attrs):
+        """Add a node: the main one (``what`` None) is named after the layer and writes the
+        layer's tops unless ``outputs`` says otherwise; a helper is ``<layer>/<what>`` and writes
+        the tensor of the same name. Returns the first output's name."""
+        name = self.name if what is None else self.converter.unique(f"{self.name}/{what}")
+        if outputs is None:
+            outputs = list(self.tops) if what is None else [name]
+        self.converter.nodes.append(helper.make_node(op_type, list(inputs), list(outputs),
+                                                     name=name, **attrs))
+        self.nodes.append(name)
+        return outputs[0]
+
+    def broadcastable(self, i, tensor_name, array, axis, ndim):
+        """Param blob i (covering axes axis..axis+array.ndim of a ndim-axis bottom) as ONNX
+        broadcasting needs it: as is when it ends at the last axis, else reshaped with trailing
+        1s into ``<layer>#<i>/reshape``."""
+        trailing = ndim - axis - array.ndim
+        if trailing <= 0:
+            return tensor_name
+        return self.derive(i, "reshape", np.reshape(array, array.shape + (1,) * trailing),
+                           f"{tensor_name} reshaped to {list(array.shape) + [1] * trailing}")
+
+
+class _Converter:
+    def __init__(self, net, source, state, weights):
+        self.source = source
+        self.net = caffe_io.upgrade_net(net, source)
+        self.state = state
+        self.weights = weights
+        self.nodes, self.initializers = [], {}
+        self.current, self.first, self.shapes = {}, {}, {}
+        self.inputs = []                    # (caffe blob, tensor name, declared shape)
+        self.layers_meta = []
+        self.batch_fixed_by = None
+        self.layers = filter_layers(self.net.layer, state, source)
+        self._check_types()
+        self.writers = self._plan_blobs()
+        self.names = set(self.writers) | {self.version_name(b, w)
+                                          for b, ws in self.writers.items() for w in ws}
+
+    # -- planning --
+
+    def _check_types(self):
+        if not self.layers:
+            raise ModelError(f"{self.source}: no layers (in phase {_phase_name(self.state)})")
+        names = [layer.name for layer in self.layers]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ModelError(f"{self.source}: layer name {twice[0]!r} is used more than once; "
+                             "weights and params are found by layer name")
+        unsupported = [layer for layer in self.layers if layer.type not in LAYER_CONVERTERS]
+        if not unsupported:
+            return
+        listed = ", ".join(f"{layer.name!r} ({layer.type or 'no type'})" for layer in unsupported[:6])
+        more = f" and {len(unsupported) - 6} more" if len(unsupported) > 6 else ""
+        training = [layer for layer in unsupported
+                    if layer.type in TRAINING_ONLY or layer.type.endswith("Loss")]
+        hint = ("; data, loss and accuracy layers belong to training: use the deploy prototxt "
+                "(inputs declared by an Input layer or input/input_shape)" if training else
+                f"; supported types: {', '.join(sorted(LAYER_CONVERTERS))}")
+        raise ModelError(f"{self.source}: cannot convert layer{'s' if len(unsupported) > 1 else ''} "
+                         f"{listed}{more}{hint}")
+
+    def _plan_blobs(self) -> dict:
+        """{blob: [writer layers in order]}, checking Caffe's AppendBottom/AppendTop rules:
+        bottoms must exist; a top may be rewritten only in place (top i == bottom i)."""
+        writers = {}
+        for layer in self.layers:
+            for i, blob in enumerate(layer.bottom):
+                if blob not in writers:
+                    raise ModelError(f"{self.source}: layer {layer.name!r}: unknown bottom blob "
+                                     f"{blob!r} (bottom {i}); no earlier layer produces it")
+            for i, blob in enumerate(layer.top):
+                in_place = i < len(layer.bottom) and layer.bottom[i] == blob
+                if blob in writers and not in_place:
+                    raise ModelError(f"{self.source}: top blob {blob!r} of layer {layer.name!r} "
+                                     f"is produced by multiple sources (also by "
+                                     f"{writers[blob][-1]!r}) and not in place")
+                if list(layer.top).count(blob) > 1:
+                    raise ModelError(f"{self.source}: layer {layer.name!r} names top {blob!r} twice")
+                writers.setdefault(blob, []).append(layer.name)
+        return writers
+
+    def version_name(self, blob, layer_name):
+        """The tensor that layer ``layer_name`` writes for ``blob``: the blob name for its last
+        writer, ``<blob>@<layer>`` for earlier (later rewritten in place) versions."""
+        return blob if self.writers[blob][-1] == layer_name else f"{blob}@{layer_name}"
+
+    def unique(self, name):
+        candidate, k = name, 1
+        while candidate in self.names:
+            candidate, k = f"{name}~{k}", k + 1
+        self.names.add(candidate)
+        return candidate
+
+    def add_initializer(self, name, array):
+        name = self.unique(name)
+        self.initializers[name] = array
+        return name
+
+    # -- conversion --
+
+    def run(self):
+        self.blob_order = []
+        available = []
+        phase_name = _phase_name(self.state)
+        for param in self.layers:
+            layer = _Layer(self, param)
+            top_shapes = LAYER_CONVERTERS[param.type](layer)
+            if len(top_shapes) != len(layer.tops):
+                layer.fail(f"produces {len(top_shapes)} blobs but names {len(layer.tops)} tops")
+            for blob, tensor, shape in zip(param.top, layer.tops, top_shapes):
+                if any(d <= 0 for d in shape):
+                    layer.fail(f"top {blob!r} would have shape {tuple(shape)}")
+                if blob not in self.first:
+                    self.first[blob] = tensor
+                    self.blob_order.append(blob)
+                self.current[blob] = tensor
+                self.shapes[blob] = tuple(int(d) for d in shape)
+            available = [b for b in available if b not in param.bottom]
+            available += [t for t in param.top if t not in available]
+            if phase_name == "TRAIN" and param.type == "Dropout":
+                warnings.warn(f"{self.source}: layer {param.name!r}: Caffe drops units at random "
+                              "in phase TRAIN; converted as the TEST-phase identity", stacklevel=3)
+            self.layers_meta.append({
+                "name": param.name, "type": param.type,
+                "bottoms": list(param.bottom), "tops": list(param.top),
+                "params": layer.params, "param_shapes": layer.param_shapes,
+                "nodes": layer.nodes, "derived": layer.derived,
+                "lr_mult": [param.param[i].lr_mult if i < len(param.param) else 1.0
+                            for i in range(len(layer.params))],
+                "propagate_down": list(param.propagate_down),
+            })
+        self.outputs = sorted(set(available))   # Caffe keeps available blobs in a std::set
+        self.weights.warn()
+
+    def _batch(self):
+        """The declared batch and whether it becomes the symbolic "N"."""
+        if not self.inputs:
+            return None, False
+        declared = self.inputs[0][2][0] if self.inputs[0][2] else None
+        return declared, declared is not None and self.batch_fixed_by is None
+
+    def model(self) -> onnx.ModelProto:
+        declared, symbolic = self._batch()
+        def value_info(tensor, shape, batch_axis):
+            # with a symbolic batch every converted layer keeps axis 0 as the batch (the ones
+            # that mix it into other axes fix the batch instead)
+            dims = list(shape)
+            if batch_axis and dims:
+                dims[0] = BATCH_DIM
+            return helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, dims)
+
+        graph_inputs = [value_info(tensor, shape, symbolic and shape and shape[0] == declared)
+                        for _, tensor, shape in self.inputs]
+        graph_outputs = [value_info(self.current[b], self.shapes[b], symbolic)
+                         for b in self.outputs]
+        initializers = [numpy_helper.from_array(np.ascontiguousarray(array), name)
+                        for name, array in self.initializers.items()]
+        graph = helper.make_graph(self.nodes, self.net.name or "caffe_net", graph_inputs,
+                                  graph_outputs, initializer=initializers)
+        model = make_model(graph, OPSET, producer="caffe_port.caffe_import")
+        model.doc_string = f"Converted from Caffe net {self.net.name!r} ({self.source})"
+        meta = {
+            "name": self.net.name,
+            "phase": _phase_name(self.state),
+            "inputs": [blob for blob, _, _ in self.inputs],
+            "input_tensors": [tensor for _, tensor, _ in self.inputs],
+            "outputs": self.outputs,
+            "layers": self.layers_meta,
+            "blobs": {blob: {"data": self.current[blob], "diff": self.first[blob],
+                             "shape": list(self.shapes[blob])} for blob in self.blob_order},
+            "force_backward": bool(self.net.force_backward),
+            "debug_info": bool(self.net.debug_info),
+            "batch": {"declared": declared, "symbolic": symbolic,
+                      "dim_param": BATCH_DIM if symbolic else None,
+                      "fixed_by": self.batch_fixed_by},
+        }
+        model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
+        return model
+
+
+# --- layer converters: one per Caffe type -----------------------------------------------------
+# Each takes a _Layer, adds nodes, and returns the Caffe shapes of the layer's tops.
+
+def _input(layer):
+    """Input: each top is a net input of the declared shape (one shape for all tops, or one
+    per top), as Caffe's InputLayer."""
+    shapes = layer.param.input_param.shape
+    if len(shapes) not in (1, len(layer.tops)):
+        layer.fail(f"{len(shapes)} input_param shapes for {len(layer.tops)} tops")
+    result = []
+    for i, (blob, tensor) in enumerate(zip(layer.param.top, layer.tops)):
+        shape = tuple(int(d) for d in shapes[min(i, len(shapes) - 1)].dim)
+        layer.converter.inputs.append((blob, tensor, shape))
+        result.append(shape)
+    return result
+
+
+def _spatial(layer, what, values, hw, default, n_spatial):
+    """Caffe's per-axis convolution settings: ``<what>_h``/``<what>_w`` (2D only) or a repeated
+    ``<what>`` with one value for all axes or one per axis, else ``default``."""
+    h, w = hw
+    if h is not None or w is not None:
+        if h is None or w is None or n_spatial != 2 or len(values):
+            layer.fail(f"{what}_h and {what}_w go together, for 2D only, without {what}")
+        return [int(h), int(w)]
+    if not len(values):
+        if default is None:
+            layer.fail(f"{what} is required")
+        return [default] * n_spatial
+    if len(values) not in (1, n_spatial):
+        layer.fail(f"{what} has {len(values)} values for {n_spatial} spatial axes")
+    return [int(v) for v in values] * (n_spatial if len(values) == 1 else 1)
+
+
+def _optional(message, field):
+    return getattr(message, field) if message.HasField(field) else None
+
+
+def _convolution(layer):
+    """Convolution: y = W ∗ x + b with groups, pad/stride/dilation (``_h``/``_w`` or per-axis
+    lists), output (size + 2·pad − (dilation·(kernel − 1) + 1)) / stride + 1, floored — the
+    same arithmetic as ONNX Conv. W is (num_output, C / group, *kernel), b is (num_output,)."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.convolution_param
+    shape = layer.shapes[0]
+    if layer.axis(p.axis, len(shape)) != 1:
+        layer.fail("only channel axis 1 is supported")
+    n_spatial = len(shape) - 2
+    if n_spatial < 1:
+        layer.fail(f"needs a blob with spatial axes, got shape {shape}")
+    kernel = _spatial(layer, "kernel", p.kernel_size,
+                      (_optional(p, "kernel_h"), _optional(p, "kernel_w")), None, n_spatial)
+    pad = _spatial(layer, "pad", p.pad, (_optional(p, "pad_h"), _optional(p, "pad_w")), 0, n_spatial)
+    stride = _spatial(layer, "stride", p.stride,
+                      (_optional(p, "stride_h"), _optional(p, "stride_w")), 1, n_spatial)
+    dilation = _spatial(layer, "dilation", p.dilation, (None, None), 1, n_spatial)
+    channels, group = shape[1], p.group
+    if group < 1 or channels % group or p.num_output % group:
+        layer.fail(f"group {group} must divide the {channels} input channels and "
+                   f"num_output {p.num_output}")
+    specs = [((p.num_output, channels // group, *kernel), _filler(p, "weight_filler"))]
+    if p.bias_term:
+        specs.append(((p.num_output,), _filler(p, "bias_filler")))
+    names = layer.weights(specs)
+    out = [(n + 2 * q - (d * (k - 1) + 1)) // s + 1
+           for n, k, q, s, d in zip(shape[2:], kernel, pad, stride, dilation)]
+    layer.node("Conv", [layer.bottoms[0], *names], kernel_shape=kernel, pads=pad + pad,
+               strides=stride, dilations=dilation, group=group)
+    return [(shape[0], p.num_output, *out)]
+
+
+def _round_mode_ceil(layer, p) -> bool:
+    """Upstream ``round_mode`` (CEIL/FLOOR) or a fork's ``ceil_mode`` (bool); ceil by default."""
+    if p.HasField("round_mode") and p.HasField("ceil_mode"):
+        if (p.round_mode == 0) != p.ceil_mode:
+            layer.fail("round_mode and ceil_mode disagree")
+    if p.HasField("round_mode"):
+        return p.round_mode == 0
+    return p.ceil_mode
+
+
+def _pool_geometry(layer, p):
+    """(kernel, pad, stride) per axis from Caffe's square or ``_h``/``_w`` settings."""
+    def pair(field, default):
+        h, w = _optional(p, f"{field}_h"), _optional(p, f"{field}_w")
+        if h is not None or w is not None:
+            if h is None or w is None or p.HasField(field if field != "kernel" else "kernel_size"):
+                layer.fail(f"{field} is {field} OR {field}_h and {field}_w, not both")
+            return [int(h), int(w)]
+        value = getattr(p, "kernel_size" if field == "kernel" else field)
+        if field == "kernel" and not p.HasField("kernel_size"):
+            layer.fail("kernel_size (or kernel_h and kernel_w) is required")
+        return [int(value)] * 2
+    return pair("kernel", None), pair("pad", 0), pair("stride", 1)
+
+
+def _caffe_average_pool(layer, x, size, kernel, pad, stride, pooled, *, what=None):
+    """Caffe's AVE pooling: each window is clipped to the padded image [−pad, size + pad), its
+    area is the divisor, and only real pixels are summed. Encoded as an explicit zero Pad
+    (``<layer>/pad``) and an AveragePool with count_include_pad=0, floor rounding and extra end
+    pads so that it yields ``pooled`` windows: on the padded tensor ONNX then counts exactly the
+    in-window elements up to size + 2·pad, which is Caffe's divisor."""
+    if any(pad):
+        x = layer.node("Pad", [x, layer.const("pads", np.array([0, 0, *pad, 0, 0, *pad], np.int64))],
+                       what="pad", mode="constant")
+    padded = [n + 2 * q for n, q in zip(size, pad)]
+    end = [max(0, (o - 1) * s + k - n) for o, s, k, n in zip(pooled, stride, kernel, padded)]
+    if any(e >= k for e, k in zip(end, kernel)):
+        layer.fail("its last window lies wholly outside the input (kernel < stride without pad); "
+                   "Caffe would average an empty window")
+    return layer.node("AveragePool", [x], what=what, kernel_shape=kernel, strides=stride,
+                      pads=[0, 0, *end], count_include_pad=0)
+
+
+def _pooling(layer):
+    """Pooling, MAX or AVE, exactly as Caffe's PoolingLayer: output size from ``pooled_shape``
+    (ceil rounding by default, with Caffe's clip of a last window starting in the end padding).
+
+    MAX takes the largest real pixel of each window (padding never wins): a MaxPool with the
+    leading pad as given and an end pad grown until floor rounding gives Caffe's window count.
+    AVE: see ``_caffe_average_pool``. ``global_pooling``: GlobalMaxPool / GlobalAveragePool.
+    """
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.pooling_param
+    shape = layer.shapes[0]
+    if len(shape) != 4:
+        layer.fail(f"Caffe pools 4-axis blobs (N, C, H, W), got shape {shape}")
+    method = caffe_proto.PoolingParameter.PoolMethod.Name(p.pool)
+    if method not in ("MAX", "AVE"):
+        layer.fail(f"{method} pooling is not supported (MAX and AVE are)")
+    if p.global_pooling:
+        if p.HasField("kernel_size") or p.HasField("kernel_h") or p.HasField("kernel_w"):
+            layer.fail("with global_pooling the kernel size cannot be given")
+        pad_stride = [p.pad, p.pad_h, p.pad_w, p.stride, p.stride_h or 1, p.stride_w or 1]
+        if pad_stride != [0, 0, 0, 1, 1, 1]:
+            layer.fail("with global_pooling pad must be 0 and stride 1")
+        layer.node("GlobalMaxPool" if method == "MAX" else "GlobalAveragePool", [layer.bottoms[0]])
+        return [(shape[0], shape[1], 1, 1)]
+    kernel, pad, stride = _pool_geometry(layer, p)
+    if any(q >= k for q, k in zip(pad, kernel)):
+        layer.fail(f"pad {pad} must be smaller than kernel {kernel}")
+    size = list(shape[2:])
+    if any(n + 2 * q < k for n, q, k in zip(size, pad, kernel)):
+        layer.fail(f"kernel {kernel} is larger than the padded input {size} + 2·{pad}")
+    pooled = list(pooled_shape(size, kernel, pad, stride, _round_mode_ceil(layer, p)))
+    if method == "AVE":
+        _caffe_average_pool(layer, layer.bottoms[0], size, kernel, pad, stride, pooled)
+    else:
+        end = [max(0, (o - 1) * s + k - n - q)
+               for o, s, k, n, q in zip(pooled, stride, kernel, size, pad)]
+        if any(e >= k for e, k in zip(end, kernel)):
+            layer.fail("its last window lies wholly outside the input (kernel < stride without "
+                       "pad); Caffe would take the max of an empty window")
+        layer.node("MaxPool", [layer.bottoms[0]], kernel_shape=kernel, strides=stride,
+                   pads=[*pad, *end])
+    return [(shape[0], shape[1], *pooled)]
+
+
+def _lrn(layer):
+    """LRN. ACROSS_CHANNELS: y = x / (k + α/n · Σ_{n channels around c} x²)^β, which is ONNX LRN
+    (size n, bias k). WITHIN_CHANNEL: Caffe's composite of layers, y = x · (1 + α·avg(x²))^(−β)
+    with avg its AVE pooling over n×n (pad (n−1)/2, stride 1; k unused), written as
+    Mul → Pad → AveragePool → Mul(α) → Add(1) → Pow(β) → Div. n must be odd (Caffe checks it)."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.lrn_param
+    shape = layer.shapes[0]
+    n = int(p.local_size)
+    if n % 2 == 0:
+        layer.fail(f"local_size {n} must be odd (Caffe's LRN supports odd sizes only)")
+    region = caffe_proto.LRNParameter.NormRegion.Name(p.norm_region)
+    if region == "ACROSS_CHANNELS":
+        layer.node("LRN", [layer.bottoms[0]], size=n, alpha=float(p.alpha), beta=float(p.beta),
+                   bias=float(p.k))
+        return [shape]
+    if len(shape) != 4:
+        layer.fail(f"WITHIN_CHANNEL needs a 4-axis blob, got shape {shape}")
+    x = layer.bottoms[0]
+    squared = layer.node("Mul", [x, x], what="square")
+    pad = [(n - 1) // 2] * 2
+    size = list(shape[2:])
+    pooled = list(pooled_shape(size, [n, n], pad, [1, 1]))
+    average = _caffe_average_pool(layer, squared, size, [n, n], pad, [1, 1], pooled, what="pool")
+    scaled = layer.node("Mul", [average, layer.const("alpha", np.array(p.alpha, np.float32))],
+                        what="scale")
+    shifted = layer.node("Add", [scaled, layer.const("one", np.array(1.0, np.float32))],
+                         what="shift")
+    powered = layer.node("Pow", [shifted, layer.const("beta", np.array(p.beta, np.float32))],
+                         what="power")
+    layer.node("Div", [x, powered])
+    return [shape]
+
+
+def _inner_product(layer):
+    """InnerProduct: the bottom's axes from ``axis`` on are flattened to K features;
+    y = x·Wᵀ + b with W (num_output, K), or y = x·W with W (K, num_output) when ``transpose``.
+    Output shape bottom.shape[:axis] + (num_output,). Gemm (transB = not transpose) on the
+    (M, K) view; ``<layer>/flatten`` and ``<layer>/unflatten`` reshape around it."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.inner_product_param
+    shape = layer.shapes[0]
+    axis = layer.axis(p.axis, len(shape))
+    k = int(np.prod(shape[axis:]))
+    n_out = int(p.num_output)
+    specs = [((k, n_out) if p.transpose else (n_out, k), _filler(p, "weight_filler"))]
+    if p.bias_term:
+        specs.append(((n_out,), _filler(p, "bias_filler")))
+    names = layer.weights(specs)
+    out_shape = (*shape[:axis], n_out)
+    x = layer.bottoms[0]
+    if axis == 0:
+        layer.fix_batch("InnerProduct over axis 0")
+    if axis == 1 and len(shape) == 2:
+        layer.node("Gemm", [x, *names], transB=0 if p.transpose else 1)
+    elif axis == 1:
+        x = layer.node("Flatten", [x], what="flatten", axis=1)
+        layer.node("Gemm", [x, *names], transB=0 if p.transpose else 1)
+    else:
+        rows = -1 if axis > 0 else 1
+        x = layer.node("Reshape", [x, layer.const("flatten_shape", np.array([rows, k], np.int64))],
+                       what="flatten")
+        y = layer.node("Gemm", [x, *names], outputs=[layer.converter.unique(f"{layer.name}/gemm")],
+                       transB=0 if p.transpose else 1)
+        target = [-1, *out_shape[1:]] if axis > 0 else list(out_shape)
+        layer.node("Reshape", [y, layer.const("unflatten_shape", np.array(target, np.int64))],
+                   what="unflatten", outputs=list(layer.tops))
+    return [out_shape]
+
+
+def _relu(layer):
+    """ReLU: y = max(x, 0) + negative_slope·min(x, 0): Relu, or LeakyRelu(α = negative_slope)."""
+    layer.count(bottoms=1, tops=1)
+    slope = float(layer.param.relu_param.negative_slope)
+    if slope:
+        layer.node("LeakyRelu", [layer.bottoms[0]], alpha=slope)
+    else:
+        layer.node("Relu", [layer.bottoms[0]])
+    return [layer.shapes[0]]
+
+
+def _prelu(layer):
+    """PReLU: y = max(x, 0) + a_c·min(x, 0), a of shape (C,) (C = axis 1), or one scalar () when
+    ``channel_shared``; Caffe's default filler is the constant 0.25."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.prelu_param
+    shape = layer.shapes[0]
+    if len(shape) < 2:
+        layer.fail(f"needs at least 2 axes, got shape {shape}")
+    slope_shape = () if p.channel_shared else (shape[1],)
+    (name,) = layer.weights([(slope_shape, _filler(p, "filler", 0.25))])
+    slope = name if p.channel_shared else layer.broadcastable(0, name, layer.arrays[0], 1, len(shape))
+    layer.node("PRelu", [layer.bottoms[0], slope])
+    return [shape]
+
+
+def _dropout(layer):
+    """Dropout: the identity at test time (Caffe scales by 1/(1 − ratio) while training, so
+    nothing remains to undo): ONNX Dropout in inference mode."""
+    layer.count(bottoms=1, tops=1)
+    layer.node("Dropout", [layer.bottoms[0]])
+    return [layer.shapes[0]]
+
+
+def _softmax(layer):
+    """Softmax over ``axis`` (default 1): y = exp(x − max) / Σ exp(x − max) — ONNX Softmax-13."""
+    layer.count(bottoms=1, tops=1)
+    shape = layer.shapes[0]
+    layer.node("Softmax", [layer.bottoms[0]],
+               axis=layer.axis(layer.param.softmax_param.axis, len(shape)))
+    return [shape]
+
+
+def _concat(layer):
+    """Concat along ``axis`` (or the legacy ``concat_dim``; not both), other axes equal."""
+    layer.count(bottoms=(1, None), tops=1)
+    p = layer.param.concat_param
+    if p.HasField("axis") and p.HasField("concat_dim"):
+        layer.fail("give axis or concat_dim, not both")
+    shape = layer.shapes[0]
+    axis = layer.axis(p.axis, len(shape)) if p.HasField("axis") else \
+        layer.axis(p.concat_dim, len(shape))
+    for other in layer.shapes[1:]:
+        if len(other) != len(shape) or any(a != b for i, (a, b) in enumerate(zip(other, shape))
+                                           if i != axis):
+            layer.fail(f"bottom shapes {layer.shapes} differ outside axis {axis}")
+    if axis == 0:
+        layer.fix_batch("Concat on axis 0")
+    layer.node("Concat", layer.bottoms, axis=axis)
+    out = list(shape)
+    out[axis] = sum(s[axis] for s in layer.shapes)
+    return [tuple(out)]
+
+
+def _eltwise(layer):
+    """Eltwise over equal-shaped bottoms: SUM y = Σ coeff_i·x_i (coeff 1 by default; Mul nodes
+    ``<layer>/coeff<i>`` only where coeff ≠ 1), PROD y = Π x_i, MAX y = max_i x_i."""
+    layer.count(bottoms=(2, None), tops=1)
+    p = layer.param.eltwise_param
+    op = caffe_proto.EltwiseParameter.EltwiseOp.Name(p.operation)
+    if any(s != layer.shapes[0] for s in layer.shapes):
+        layer.fail(f"bottoms must have equal shapes, got {layer.shapes}")
+    if len(p.coeff) and op != "SUM":
+        layer.fail("coeff is for SUM only")
+    if len(p.coeff) not in (0, len(layer.bottoms)):
+        layer.fail(f"{len(p.coeff)} coeff for {len(layer.bottoms)} bottoms")
+    terms = list(layer.bottoms)
+    if op == "SUM":
+        for i, c in enumerate(p.coeff):
+            if c != 1.0:
+                terms[i] = layer.node("Mul", [terms[i], layer.const(f"coeff{i}",
+                                                                    np.array(c, np.float32))],
+                                      what=f"coeff{i}")
+        layer.node("Add" if len(terms) == 2 else "Sum", terms)
+    elif op == "PROD":
+        product = terms[0]
+        for i, term in enumerate(terms[1:-1], start=1):
+            product = layer.node("Mul", [product, term], what=f"prod{i}")
+        layer.node("Mul", [product, terms[-1]])
+    else:
+        layer.node("Max", terms)
+    return [layer.shapes[0]]
+
+
+def _batch_norm(layer):
+    """BatchNorm with its stored statistics (Caffe's use_global_stats): blobs mean sum,
+    variance sum and a scale factor s; mean = blob0·f, var = blob1·f with f = 1/s (f = 0 when
+    s = 0); y = (x − mean) / sqrt(var + eps) over channel axis 1. ONNX BatchNormalization with
+    scale 1 and bias 0 (Caffe puts the affine part in a following Scale layer)."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.batch_norm_param
+    shape = layer.shapes[0]
+    if len(shape) < 2:
+        layer.fail(f"needs at least 2 axes (N, C, ...), got shape {shape}")
+    global_stats = p.use_global_stats if p.HasField("use_global_stats") else \
+        layer.converter.state.phase == 1
+    if not global_stats:
+        warnings.warn(f"{layer.converter.source}: layer {layer.name!r}: Caffe would normalise with "
+                      "batch statistics here (phase TRAIN or use_global_stats: false); converted "
+                      "with the stored statistics", stacklevel=4)
+    c = shape[1]
+    names = layer.weights([((c,), 0.0), ((c,), 0.0), ((1,), 0.0)])
+    mean_sum, var_sum, s = layer.arrays
+    factor = np.float32(0.0) if s[0] == 0 else np.float32(1.0) / np.float32(s[0])
+    mean = layer.derive(0, "mean", (mean_sum * factor).astype(np.float32),
+                        f"{names[0]} · f, f = 1/{names[2]} (0 if {names[2]} = 0)")
+    var = layer.derive(1, "var", (var_sum * factor).astype(np.float32),
+                       f"{names[1]} · f, f = 1/{names[2]} (0 if {names[2]} = 0)")
+    ones = layer.const("ones", np.ones(c, np.float32))
+    zeros = layer.const("zeros", np.zeros(c, np.float32))
+    layer.node("BatchNormalization", [layer.bottoms[0], ones, zeros, mean, var],
+               epsilon=float(p.eps))
+    return [shape]
+
+
+def _scale_operand(layer, p, kind):
+    """Scale/Bias share Caffe's operand rules: the operand is bottom[1] (its shape fixes the axes
+    covered, starting at ``axis``) or a param blob of shape bottom.shape[axis:axis + num_axes]
+    (num_axes −1: to the end, 0: a scalar). Returns (the ONNX operand, or None when it is a param
+    blob still to be registered; the first covered axis; the covered shape)."""
+    shape = layer.shapes[0]
+    axis = layer.axis(p.axis, len(shape)) if len(shape) else 0
+    if len(layer.bottoms) == 2:
+        operand_shape = layer.shapes[1]
+        if tuple(shape[axis:axis + len(operand_shape)]) != tuple(operand_shape):
+            layer.fail(f"bottom[1] shape {operand_shape} does not match bottom[0] {shape} from "
+                       f"axis {axis}")
+        trailing = len(shape) - axis - len(operand_shape)
+        operand = layer.bottoms[1]
+        if trailing > 0:
+            # reshape the second bottom to broadcast: its own axes copied (0), trailing 1s
+            operand = layer.node("Reshape", [operand, layer.const(
+                f"{kind}_shape", np.array([0] * len(operand_shape) + [1] * trailing, np.int64))],
+                what=f"{kind}_reshape")
+        return operand, axis, tuple(operand_shape)
+    if p.num_axes < -1:
+        layer.fail(f"num_axes must be ≥ −1, got {p.num_axes}")
+    end = len(shape) if p.num_axes == -1 else axis + p.num_axes
+    if end > len(shape):
+        layer.fail(f"axis {axis} + num_axes {p.num_axes} exceeds the {len(shape)} axes")
+    if axis == 0 and end > 0:
+        layer.fix_batch(f"{kind} parameter covers axis 0")
+    return None, axis, tuple(shape[axis:end])
+
+
+def _scale(layer):
+    """Scale: y = x ⊙ s (+ b), s broadcast over bottom axes axis..axis+len(s.shape) — s is
+    bottom[1] or a learned blob (Caffe's default filler: constant 1); with ``bias_term`` a
+    learned b of s's shape follows (blob 1, or blob 0 in the two-bottom form). Mul ``<layer>``,
+    then Add ``<layer>/bias``."""
+    layer.count(bottoms=(1, 2), tops=1)
+    p = layer.param.scale_param
+    shape = layer.shapes[0]
+    operand, axis, covered = _scale_operand(layer, p, "scale")
+    specs = [] if operand is not None else [(covered, _filler(p, "filler", 1.0))]
+    if p.bias_term:
+        specs.append((covered, _filler(p, "bias_filler", 0.0)))
+    names = layer.weights(specs) if specs else []
+    if operand is None:
+        operand = layer.broadcastable(0, names[0], layer.arrays[0], axis, len(shape))
+    if not p.bias_term:
+        layer.node("Mul", [layer.bottoms[0], operand])
+        return [shape]
+    i = len(names) - 1
+    bias = layer.broadcastable(i, names[i], layer.arrays[i], axis, len(shape))
+    scaled = layer.node("Mul", [layer.bottoms[0], operand],
+                        outputs=[layer.converter.unique(f"{layer.name}/scaled")])
+    layer.node("Add", [scaled, bias], what="bias", outputs=list(layer.tops))
+    return [shape]
+
+
+def _bias(layer):
+    """Bias: y = x + b, b broadcast over bottom axes axis..axis+len(b.shape); b is bottom[1] or a
+    learned blob of shape bottom.shape[axis:axis + num_axes] (default filler constant 0)."""
+    layer.count(bottoms=(1, 2), tops=1)
+    p = layer.param.bias_param
+    shape = layer.shapes[0]
+    operand, axis, covered = _scale_operand(layer, p, "bias")
+    if operand is None:
+        (name,) = layer.weights([(covered, _filler(p, "filler", 0.0))])
+        operand = layer.broadcastable(0, name, layer.arrays[0], axis, len(shape))
+    layer.node("Add", [layer.bottoms[0], operand])
+    return [shape]
+
+
+def _batch_preserving_shape(layer, out_shape, keeps_axis0):
+    """A Reshape target for ``out_shape`` that serves any batch: 0 (copy) at axis 0 when the
+    layer keeps axis 0, else the static shape (and the batch becomes fixed)."""
+    target = list(out_shape)
+    if keeps_axis0 and target:
+        target[0] = 0
+    elif target:
+        layer.fix_batch("reshapes axis 0")
+    return np.array(target, np.int64)
+
+
+def _flatten(layer):
+    """Flatten: axes axis..end_axis merged into one: shape[:axis] + (∏ shape[axis:end+1],) +
+    shape[end+1:]. ONNX Flatten where that is (N, rest), else a Reshape."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.flatten_param
+    shape = layer.shapes[0]
+    start, end = layer.axis(p.axis, len(shape)), layer.axis(p.end_axis, len(shape))
+    if end < start:
+        layer.fail(f"end_axis {p.end_axis} comes before axis {p.axis}")
+    out = (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
+    if start == 1 and end == len(shape) - 1:
+        layer.node("Flatten", [layer.bottoms[0]], axis=1)
+    else:
+        layer.node("Reshape", [layer.bottoms[0], layer.const(
+            "shape", _batch_preserving_shape(layer, out, start > 0))])
+    return [out]
+
+
+def _reshape(layer):
+    """Reshape: dims [axis, axis + num_axes) of the bottom (num_axes −1: to the end; a negative
+    axis counts from the end + 1) become ``shape``, where 0 copies the bottom's dim and −1 is
+    inferred; the other dims stay. Written with static dims except axis 0, which is copied (0)
+    or inferred (−1) so that the model serves any batch when Caffe's reshape keeps the batch."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.reshape_param
+    shape = list(layer.shapes[0])
+    start = p.axis if p.axis >= 0 else len(shape) + p.axis + 1
+    if not 0 <= start <= len(shape):
+        layer.fail(f"axis {p.axis} is out of range for shape {tuple(shape)}")
+    end = len(shape) if p.num_axes == -1 else start + p.num_axes
+    if p.num_axes < -1 or end > len(shape):
+        layer.fail(f"num_axes {p.num_axes} is out of range for shape {tuple(shape)}")
+    dims = [int(d) for d in p.shape.dim]
+    if dims.count(-1) > 1:
+        layer.fail("at most one dim may be -1")
+    new = []
+    for i, d in enumerate(dims):
+        if d == 0:
+            if start + i >= len(shape):
+                layer.fail(f"dim {i} is 0 but the bottom has no axis {start + i} to copy")
+            new.append(shape[start + i])
+        elif d == -1 or d > 0:
+            new.append(d)
+        else:
+            layer.fail(f"dim {d} is invalid")
+    out = shape[:start] + new + shape[end:]
+    total = int(np.prod(shape))
+    if -1 in out:
+        known = int(np.prod([d for d in out if d != -1]))
+        if known == 0 or total % known:
+            layer.fail(f"cannot reshape {tuple(shape)} to {dims}")
+        out[out.index(-1)] = total // known
+    if int(np.prod(out)) != total:
+        layer.fail(f"cannot reshape {tuple(shape)} ({total} values) to {tuple(out)}")
+    # Axis 0 survives a batch change when it is copied, or inferred while the other axes hold
+    # exactly the bottom's non-batch values.
+    copies_axis0 = start > 0 or not dims or dims[0] == 0
+    infers_axis0 = (start == 0 and dims and dims[0] == -1
+                    and int(np.prod(out[1:])) == int(np.prod(shape[1:])))
+    target = np.array(out, np.int64)
+    if copies_axis0:
+        target[0] = 0
+    elif infers_axis0:
+        target[0] = -1
+    else:
+        layer.fix_batch("reshape sets axis 0")
+    layer.node("Reshape", [layer.bottoms[0], layer.const("shape", target)])
+    return [tuple(out)]
+
+
+def _split(layer):
+    """Split: every top is a copy of the bottom (Identity ``<layer>`` for top 0,
+    ``<layer>/copy<i>`` for the others)."""
+    layer.count(bottoms=1, tops=(1, None))
+    for i, top in enumerate(layer.tops):
+        layer.node("Identity", [layer.bottoms[0]], what=None if i == 0 else f"copy{i}",
+                   outputs=[top])
+    return [layer.shapes[0]] * len(layer.tops)
+
+
+def _slice(layer):
+    """Slice along ``axis`` (or legacy ``slice_dim``; not both) at the ``slice_point``s, or into
+    equal parts when none are given: ONNX Split with explicit sizes."""
+    layer.count(bottoms=1, tops=(1, None))
+    p = layer.param.slice_param
+    if p.HasField("axis") and p.HasField("slice_dim"):
+        layer.fail("give axis or slice_dim, not both")
+    shape = layer.shapes[0]
+    axis = layer.axis(p.axis if p.HasField("axis") else p.slice_dim, len(shape))
+    n, parts = shape[axis], len(layer.tops)
+    if len(p.slice_point):
+        points = [int(q) for q in p.slice_point]
+        if len(points) != parts - 1 or points != sorted(set(points)) or not 0 < points[0] \
+                or points[-1] >= n:
+            layer.fail(f"slice_point {points} does not cut axis {axis} of size {n} into {parts}")
+        sizes = [b - a for a, b in zip([0] + points, points + [n])]
+    else:
+        if n % parts:
+            layer.fail(f"axis {axis} of size {n} does not split into {parts} equal parts")
+        sizes = [n // parts] * parts
+    if axis == 0:
+        layer.fix_batch("Slice on axis 0")
+    layer.node("Split", [layer.bottoms[0], layer.const("split", np.array(sizes, np.int64))],
+               axis=axis)
+    return [tuple(shape[:axis]) + (size,) + tuple(shape[axis + 1:]) for size in sizes]
+
+
+def _sigmoid(layer):
+    """Sigmoid: y = 1 / (1 + exp(−x))."""
+    layer.count(bottoms=1, tops=1)
+    layer.node("Sigmoid", [layer.bottoms[0]])
+    return [layer.shapes[0]]
+
+
+def _tanh(layer):
+    """TanH: y = tanh(x)."""
+    layer.count(bottoms=1, tops=1)
+    layer.node("Tanh", [layer.bottoms[0]])
+    return [layer.shapes[0]]
+
+
+def _power(layer):
+    """Power: y = (shift + scale·x)^power, written as Mul ``<layer>/scale`` (scale ≠ 1),
+    Add ``<layer>/shift`` (shift ≠ 0) and Pow (power ≠ 1); the last step is the main node, an
+    Identity when all three are trivial."""
+    layer.count(bottoms=1, tops=1)
+    p = layer.param.power_param
+    steps = []
+    if p.scale != 1.0:
+        steps.append(("Mul", "scale", p.scale))
+    if p.shift != 0.0:
+        steps.append(("Add", "shift", p.shift))
+    if p.power != 1.0:
+        steps.append(("Pow", "power", p.power))
+    x = layer.bottoms[0]
+    if not steps:
+        layer.node("Identity", [x])
+    for i, (op, what, value) in enumerate(steps):
+        operand = layer.const(what, np.array(value, np.float32))
+        x = layer.node(op, [x, operand], what=None if i == len(steps) - 1 else what)
+    return [layer.shapes[0]]
+
+
+LAYER_CONVERTERS = {
+    "Input": _input,
+    "Convolution": _convolution,
+    "InnerProduct": _inner_product,
+    "Pooling": _pooling,
+    "LRN": _lrn,
+    "ReLU": _relu,
+    "PReLU": _prelu,
+    "Dropout": _dropout,
+    "Softmax": _softmax,
+    "Concat": _concat,
+    "Eltwise": _eltwise,
+    "BatchNorm": _batch_norm,
+    "Scale": _scale,
+    "Bias": _bias,
+    "Flatten": _flatten,
+    "Reshape": _reshape,
+    "Split": _split,
+    "Slice": _slice,
+    "Sigmoid": _sigmoid,
+    "TanH": _tanh,
+    "Power": _power,
+}
