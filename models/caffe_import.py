@@ -218,7 +218,7 @@ class _Weights:
             if not self.fill_missing:
                 if self.stored is None:
                     where = "no caffemodel was given"
-                elif not self.stored:
+                elif not any(self.stored.values()):
                     where = (f"{self.source} holds no weights at all (empty or truncated? a "
                              "prototxt given as weights?)")
                 else:

@@ -235,11 +235,12 @@ def legacy_shape_matches(shape, blob) -> bool:
 
 def caffemodel_layers(net) -> dict:
     """{layer name: [BlobProto, ...]} from a caffemodel of either generation (V2 ``layer`` or
-    V1 ``layers``). A name seen twice keeps the later blobs, as Caffe's CopyTrainedLayersFrom
-    copies layer after layer into the same target."""
+    V1 ``layers``), every layer listed (those without params with no blobs). A name seen twice
+    keeps the later blobs, as Caffe's CopyTrainedLayersFrom copies layer after layer into the
+    same target."""
     found = {}
     for layer in list(net.layers) + list(net.layer):
-        if len(layer.blobs):
+        if len(layer.blobs) or layer.name not in found:
             found[layer.name] = list(layer.blobs)
     return found
 

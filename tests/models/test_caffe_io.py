@@ -170,7 +170,8 @@ def test_v2_caffemodel_round_trip(tmp_path):
     again = caffe_io.read_caffemodel(tmp_path / "net.caffemodel")
     assert again == net
     stored = caffe_io.caffemodel_layers(again)
-    assert set(stored) == {"conv1", "fc8"}
+    assert {name for name, blobs in stored.items() if blobs} == {"conv1", "fc8"}
+    assert stored["relu1"] == [] and len(stored) == len(net.layer)
     for name, arrays in weights.items():
         for blob, array in zip(stored[name], arrays):
             np.testing.assert_array_equal(caffe_io.blob_to_array(blob), array)
