@@ -358,8 +358,10 @@ class _Converter:
         self.layers = filter_layers(self.net.layer, state, source)
         self._check_types()
         self.writers = self._plan_blobs()
+        # names helpers must avoid: blobs, their versions, and layers (= main node names)
         self.names = set(self.writers) | {self.version_name(b, w)
                                           for b, ws in self.writers.items() for w in ws}
+        self.names |= {layer.name for layer in self.layers}
 
     # -- planning --
 
@@ -466,6 +468,7 @@ class _Converter:
 
     def model(self) -> onnx.ModelProto:
         declared, symbolic = self._batch()
+
         def value_info(tensor, shape, batch_axis):
             # with a symbolic batch every converted layer keeps axis 0 as the batch (the ones
             # that mix it into other axes fix the batch instead)
@@ -585,18 +588,18 @@ def _round_mode_ceil(layer, p) -> bool:
 
 
 def _pool_geometry(layer, p):
-    """(kernel, pad, stride) per axis from Caffe's square or ``_h``/``_w`` settings."""
-    def pair(field, default):
-        h, w = _optional(p, f"{field}_h"), _optional(p, f"{field}_w")
+    """(kernel, pad, stride) per axis from Caffe's square (``kernel_size``, ``pad``, ``stride``)
+    or rectangular (``*_h`` and ``*_w``, together) settings; a kernel is required."""
+    def pair(square, rectangular, default):
+        h, w = _optional(p, f"{rectangular}_h"), _optional(p, f"{rectangular}_w")
         if h is not None or w is not None:
-            if h is None or w is None or p.HasField(field if field != "kernel" else "kernel_size"):
-                layer.fail(f"{field} is {field} OR {field}_h and {field}_w, not both")
+            if h is None or w is None or p.HasField(square):
+                layer.fail(f"give {square}, or {rectangular}_h and {rectangular}_w together")
             return [int(h), int(w)]
-        value = getattr(p, "kernel_size" if field == "kernel" else field)
-        if field == "kernel" and not p.HasField("kernel_size"):
-            layer.fail("kernel_size (or kernel_h and kernel_w) is required")
-        return [int(value)] * 2
-    return pair("kernel", None), pair("pad", 0), pair("stride", 1)
+        if default is None and not p.HasField(square):
+            layer.fail(f"{square} (or {rectangular}_h and {rectangular}_w) is required")
+        return [int(getattr(p, square))] * 2
+    return pair("kernel_size", "kernel", None), pair("pad", "pad", 0), pair("stride", "stride", 1)
 
 
 def _caffe_average_pool(layer, x, size, kernel, pad, stride, pooled, *, what=None):

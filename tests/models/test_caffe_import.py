@@ -643,6 +643,18 @@ def test_input_rewritten_in_place_keeps_caffe_names():
     np.testing.assert_allclose(run_onnxruntime(model, {"data@data": x})[0], np.tanh(2.0), rtol=1e-6)
 
 
+def test_helper_names_never_take_a_caffe_name():
+    # layer "fc" needs a helper "fc/flatten", which here is already a layer's and a blob's name
+    text = net_text(layer("fc", "InnerProduct", ["data"], ["fc"],
+                          "inner_product_param { num_output: 3 }") +
+                    layer("fc/flatten", "TanH", ["fc"], ["fc/flatten"]))
+    model, _ = check_against_reference(text, np.random.default_rng(19))
+    names = [n.name for n in model.graph.node]
+    assert names == ["fc/flatten~1", "fc", "fc/flatten"]
+    assert list(model.graph.node[1].input)[0] == "fc/flatten~1"
+    assert metadata(model)["layers"][1]["nodes"] == ["fc/flatten~1", "fc"]
+
+
 def test_v1_prototxt_with_v1_caffemodel_of_legacy_blobs(tmp_path):
     rng = np.random.default_rng(12)
     text = Path(__file__).with_name("test_caffe_io.py").read_text().split('V1_PROTOTXT = """\\\n')[1]
@@ -851,6 +863,8 @@ def test_googlenet_with_a_seeded_caffemodel(tmp_path):
     caffe_io.write_caffemodel(caffemodel(net, weights), tmp_path / "googlenet.caffemodel")
     model = caffe_to_onnx(prototxt, tmp_path / "googlenet.caffemodel")
     meta = metadata(model)
+    node_names = [n.name for n in model.graph.node]
+    assert len(set(node_names)) == len(node_names)
     assert meta["blobs"]["inception_5b/output"]["shape"] == [10, 1024, 7, 7]
     assert meta["blobs"]["pool1/3x3_s2"]["shape"] == [10, 64, 56, 56]   # ceil: 112 -> 56
     images = rng.uniform(-120, 120, (2, 3, 224, 224)).astype(np.float32)
