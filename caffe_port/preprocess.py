@@ -29,11 +29,11 @@ Images this module accepts (``as_rgb``), each turned into an H×W×3 RGB array w
     * uint16 (16-bit PNG/TIFF): scaled by 255/65535; bool: True → 255;
     * float: taken as 0…1 when its maximum is at most 1 (``caffe.io.load_image``, scikit-image),
       else as 0…255;
-    * huge images: when a preset resizes and the longer side exceeds ``max_side`` (2048), the
-      image is first shrunk with OpenCV's area interpolation (an average over each source
-      pixel's footprint, free of the aliasing a bilinear resize has at large factors) so that its
-      longer side is ``max_side``; the preset's own resize then proceeds from there. The
-      geometry — and so ``to_original`` — is that of a direct resize: the two are the same map.
+    * huge images: when the longer side exceeds ``max_side`` (2048) and the preset resizes, the
+      resize uses OpenCV's area interpolation instead of the preset's: each output pixel is the
+      average of its footprint in the photograph, where a bilinear or bicubic resize by a factor
+      of 10 or more would sample a few scattered pixels (aliasing, moiré). The geometry — and so
+      ``to_original`` — is the same as with any other interpolation.
 """
 from __future__ import annotations
 
@@ -191,7 +191,7 @@ class Preset:
     channel_order: "RGB" or "BGR", the network's
     scale, mean, std: data[c] = (pixel[c] · scale − mean[c]) / std[c], network channel order
     interpolation: "nearest", "linear", "cubic", "area" or "lanczos" (OpenCV's)
-    max_side:      images longer than this are first shrunk by area averaging (when resizing)
+    max_side:      images longer than this are resized by area averaging
     """
     name: str = "none"
     resize: object = None
@@ -268,11 +268,8 @@ class Preset:
         hr, wr = self._resized_size(h0, w0)
         if (hr, wr) == (h0, w0):
             return image
-        if max(h0, w0) > self.max_side:
-            factor = self.max_side / max(h0, w0)
-            small = (max(1, round(w0 * factor)), max(1, round(h0 * factor)))
-            image = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
-        return cv2.resize(image, (wr, hr), interpolation=_cv2_flag(self.interpolation))
+        huge = max(h0, w0) > self.max_side
+        return cv2.resize(image, (wr, hr), interpolation=cv2.INTER_AREA if huge else _cv2_flag(self.interpolation))
 
     def _normalise(self, crops):
         """(M, h, w, 3) RGB pixels → (M, 3, h, w) float32 data."""
