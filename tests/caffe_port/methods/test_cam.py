@@ -1,6 +1,7 @@
 """CAM, Grad-CAM and guided Grad-CAM: one family, differing in the channel weights."""
 import numpy as np
 import pytest
+from onnx import helper
 
 from caffe_port.errors import InputError
 from caffe_port.methods import CAM, GradCAM, GuidedBackprop, GuidedGradCAM, upsample
@@ -100,3 +101,18 @@ def test_gradcam_on_a_net_without_gap_and_cam_refusing_it(tiny):
     with pytest.raises(InputError, match="does not lie on the path"):
         GradCAM(net, layer="prob")
 
+
+
+def test_cam_with_a_1x1_conv_classifier_and_4d_scores(tiny):
+    """NIN-style: GAP → Conv 1×1 (the classifier) = "score" of shape (N, 2, 1, 1) → Softmax."""
+    nodes = [helper.make_node("Conv", ["data", "cw", "cb"], ["conv"], name="conv"),
+             helper.make_node("Relu", ["conv"], ["features"], name="features"),
+             helper.make_node("GlobalAveragePool", ["features"], ["gap"], name="gap"),
+             helper.make_node("Conv", ["gap", "fw", "fb"], ["score"], name="score"),
+             helper.make_node("Softmax", ["score"], ["prob"], name="prob", axis=1)]
+    inits = {"cw": CONV_W, "cb": np.zeros(3), "fw": FC_W.reshape(2, 3, 1, 1), "fb": FC_B}
+    net = tiny.net(nodes, inits, ("N", 2, 2, 3), ["prob"])
+    cam = CAM(net)
+    assert cam.score_blob == "score" and cam.layer == "features"
+    np.testing.assert_allclose(cam.attribute(X, top_k=2)[:, 0], [CAM1, CAM0], **TOL)
+    np.testing.assert_allclose(GradCAM(net).attribute(X, target=1)[0], CAM1 / 6, **TOL)

@@ -1,8 +1,11 @@
 """Image-specific class saliency (Simonyan §3), the score blob, classes and batching."""
 import numpy as np
 import pytest
+from onnx import helper
 
+from caffe_port import Net
 from caffe_port.errors import BlobError, InputError
+from caffe_port.onnx_util import initializer, make_model, tensor_value_info
 from caffe_port.methods import Saliency, find_score_blob
 
 # The hand example: data (1, 2, 2, 2) → Relu → Flatten → Gemm (2 classes) → Softmax.
@@ -162,3 +165,20 @@ def test_imagenet_names_on_a_1000_class_net(tiny):
     assert s.classes_[0, 0] == 281 and s.class_name(281) == "tabby, tabby cat"
     s.attribute(X, target="Goose")
     assert s.classes_[0, 0] == 99
+
+
+def test_a_net_with_a_fixed_batch_size_runs_in_padded_chunks(tiny):
+    """A deploy with input_dim 1 (or 10) takes exactly that many images: N = 3 images go through
+    in padded chunks, with the same maps as a net whose batch is free."""
+    fixed = tiny.relu_linear(W, B, (2, 2, 2))
+    x = np.random.default_rng(17).standard_normal((3, 2, 2, 2)).astype(np.float32)
+    nodes = [helper.make_node("Relu", ["data"], ["relu"]), helper.make_node("Flatten", ["relu"], ["flat"]),
+             helper.make_node("Gemm", ["flat", "w", "b"], ["score"], transB=1)]
+    for batch in (1, 2):
+        graph = helper.make_graph(nodes, "fixed", [tensor_value_info("data", (batch, 2, 2, 2))],
+                                  [helper.make_empty_tensor_value_info("score")],
+                                  initializer=[initializer("w", W), initializer("b", B)])
+        net = Net(make_model(graph, 13), device="cpu")
+        s = Saliency(net)
+        assert s.batch_size == batch
+        np.testing.assert_allclose(s.attribute(x, top_k=2), Saliency(fixed).attribute(x, top_k=2), rtol=1e-6)
