@@ -202,7 +202,6 @@ class _Interpreter:
     ReLU family with masks from this run's forward."""
 
     def __init__(self, model, dtype, rule="backprop", oracle=False, kept=None):
-        torch = _torch()
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
         self.model = _load(model)
@@ -247,21 +246,18 @@ class _Interpreter:
     # ReLU-family local derivatives: from the kept float32 forward (oracle) or this forward
 
     def slope_source(self, node, x):
-        """(array, is_top): the blob f'(x) is read from, as the engine's kernel reads it: Relu and
-        Clip their top, LeakyRelu and PRelu their bottom (either serves where they agree)."""
+        """The blob f'(x) is read from, as the engine's kernel reads it: Relu and Clip their top,
+        LeakyRelu and PRelu their bottom (the other serves where the two give the same mask)."""
         top, bottom = node.output[0], node.input[0]
-        if self.oracle and self.kept is not None:
-            prefer_top = node.op_type in ("Relu", "Clip")
-            order = [(top, True), (bottom, False)] if prefer_top else [(bottom, False), (top, True)]
-            if node.op_type == "PRelu":
-                order = order[:1]
-            if node.op_type == "LeakyRelu" and float(_attrs(node).get("alpha", 0.01)) <= 0:
-                order = order[:1]
-            for name, is_top in order:
-                if _has(self.kept, name):
-                    return self.tensor(_kept_array(self.kept, name)), is_top
-            _kept_array(self.kept, order[0][0])   # raises, naming the blob
-        return x.detach(), False
+        if not (self.oracle and self.kept is not None):
+            return x.detach()
+        order = [top, bottom] if node.op_type in ("Relu", "Clip") else [bottom, top]
+        if node.op_type == "PRelu" or (node.op_type == "LeakyRelu" and float(_attrs(node).get("alpha", 0.01)) <= 0):
+            order = order[:1]      # a non-positive slope makes the top's sign say nothing about x's
+        for name in order:
+            if _has(self.kept, name):
+                return self.tensor(_kept_array(self.kept, name))
+        _kept_array(self.kept, order[0])   # raises, naming the blob
 
     def gate(self, x, top, slope):
         """The node's output; its backward follows ``self.rule`` with f'(x) = slope."""
@@ -434,7 +430,7 @@ def _relu(it, node, x, a):
     data = x[0]
     if not it.oracle and it.rule == "backprop":
         return [torch.relu(data)]    # its backward uses [x > 0], as Caffe's
-    source, _ = it.slope_source(node, data)
+    source = it.slope_source(node, data)
     slope = (source > 0).to(data.dtype)
     top = data * slope if it.oracle else torch.relu(data)
     return [it.gate(data, top, slope)]
@@ -452,7 +448,7 @@ def _piecewise_linear(it, node, data, negative_slope):
     torch = _torch()
     if not it.oracle and it.rule == "backprop":
         return [torch.where(data > 0, data, data * negative_slope)]
-    source, _ = it.slope_source(node, data)
+    source = it.slope_source(node, data)
     ones = torch.ones((), dtype=data.dtype)
     slope = torch.where(source > 0, ones, ones * negative_slope).to(data.dtype)
     top = data * slope if it.oracle else torch.where(data > 0, data, data * negative_slope)
@@ -470,7 +466,7 @@ def _clip(it, node, x, a):
     top = data.clamp(min=lo, max=hi)
     if not it.oracle and it.rule == "backprop":
         return [top]
-    source, is_top = it.slope_source(node, data)
+    source = it.slope_source(node, data)
     slope = ((source > lo) & (source < hi)).to(data.dtype)
     if it.oracle:
         top = torch.where(slope > 0, data, top)
@@ -638,12 +634,12 @@ def _shape(it, node, x, a):
 def _gather(it, node, x, a):
     data, index = x[0], x[1].long()
     axis = int(a.get("axis", 0)) % data.dim()
-    index = torch_where_negative(index, data.shape[axis])
+    index = _wrap_negative(index, data.shape[axis])
     flat = data.index_select(axis, index.reshape(-1))
     return [flat.reshape(data.shape[:axis] + tuple(index.shape) + data.shape[axis + 1:])]
 
 
-def torch_where_negative(index, dim):
+def _wrap_negative(index, dim):
     return index + (index < 0).long() * dim
 
 

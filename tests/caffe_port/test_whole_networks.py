@@ -23,7 +23,7 @@ import pytest
 from caffe_port import Net
 from caffe_port.models import builders
 from caffe_port.models.builders import logits_blob
-from caffe_port.onnx_util import one_node_model
+from caffe_port.onnx_util import one_node_model, run_onnxruntime
 from caffe_port.torch_reference import TorchNet, reference_forward, reference_input_grad
 
 torch = pytest.importorskip("torch")
@@ -201,6 +201,40 @@ def test_oracle_takes_masks_and_switches_from_kept():
     tied = reference_input_grad(pool, x, "y0", g2, kept={"data": x.astype(np.float32)})   # 3 == 3 + 1e-9 in float32
     np.testing.assert_array_equal(own, [[[[1, 0, 0, 1]]]])
     np.testing.assert_array_equal(tied, [[[[1, 0, 1, 0]]]])
+
+
+W = np.random.default_rng(8).standard_normal((4, 3, 3, 2)).astype(np.float32)
+OP_CASES = [  # (op, attrs, constant inputs, opset): what the interpreter claims beyond the builders' ops
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]), [], 13),
+    ("AveragePool", dict(kernel_shape=[3, 2], strides=[2, 2], ceil_mode=1, pads=[1, 0, 1, 0],
+                         count_include_pad=1), [], 19),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1, pads=[1, 1, 1, 1]), [], 13),
+    ("MaxPool", dict(kernel_shape=[2, 2], dilations=[2, 2], pads=[1, 0, 1, 1]), [], 13),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[2, 2], auto_pad="SAME_LOWER"), [], 13),
+    ("GlobalMaxPool", {}, [], 13),
+    ("LRN", dict(size=3, alpha=0.1, beta=0.6, bias=2.0), [], 13),
+    ("LeakyRelu", dict(alpha=0.2), [], 13),
+    ("PRelu", {}, [np.array([0.1, -0.2, 0.3], np.float32).reshape(3, 1, 1)], 13),
+    ("Clip", {}, [np.array(-0.5, np.float32), np.array(0.7, np.float32)], 13),
+    ("Pad", dict(mode="reflect"), [np.array([0, 0, 1, 2, 0, 0, 2, 1])], 13),
+    ("Pad", dict(mode="edge"), [np.array([0, 0, 1, 2, 0, 0, 2, 1])], 13),
+    ("Slice", {}, [np.array([5, -1]), np.array([0, -100]), np.array([2, 3]), np.array([-2, -2])], 13),
+    ("Softmax", dict(axis=1), [], 11),
+    ("ReduceSum", dict(keepdims=1), [np.array([2])], 13),
+    ("Conv", dict(kernel_shape=[3, 2], strides=[2, 1], auto_pad="SAME_UPPER"), [W], 13),
+    ("Gather", dict(axis=2), [np.array([[0, -1], [2, 3]])], 13),
+]
+
+
+@pytest.mark.parametrize("op,attrs,constants,opset", OP_CASES, ids=[f"{c[0]}{i}" for i, c in enumerate(OP_CASES)])
+def test_oracle_ops_match_onnxruntime(op, attrs, constants, opset):
+    x = np.random.default_rng(9).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    names = [f"c{i}" for i in range(len(constants))]
+    model = one_node_model(op, [("data", x)] + list(zip(names, constants)), attrs, constants=names, opset=opset)
+    expected = run_onnxruntime(model, {"data": x})[0]
+    for got in (TorchNet(model, dtype="float64").forward(data=x)["y0"], reference_forward(model, x)["y0"]):
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("rule,expected", [("backprop", [0, 0, -5, 6]), ("deconvnet", [0, 4, 0, 6]),
