@@ -92,6 +92,9 @@ class ClassModel(Method):
         """
         from tqdm.auto import tqdm
 
+        image = np.zeros((1,) + self._image_shape(shape), dtype=np.float32)
+        self.scores(image)                   # the score blob's shape, for nets sized by their input
+        self.release()
         classes = self._classes(target)
         for name, value in (("iterations", iterations), ("jitter", jitter), ("blur_every", blur_every),
                             ("lr_step", lr_step)):
@@ -102,7 +105,7 @@ class ClassModel(Method):
         if clip_range and self.preset is None:
             raise InputError("clip_range needs a preset (the pixel range in the network's input space)")
         rng = np.random.default_rng(seed)
-        image = np.zeros((len(classes),) + self._image_shape(shape), dtype=np.float32)
+        image = np.repeat(image, len(classes), axis=0)
         low = high = None
         if clip_range:
             # pixel_range is in the network's channel order, as the image is

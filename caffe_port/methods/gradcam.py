@@ -49,16 +49,16 @@ class GuidedGradCAM(GradCAM):
     reduction: "signed" (default: the (C, H, W) image) or any of ``reduce_channels``'s
     """
 
-    def __init__(self, net, layer=None, *, reduction="signed", **kwargs):
-        super().__init__(net, layer, upsample=kwargs.pop("upsample", "linear"), **kwargs)
+    def __init__(self, net, layer=None, *, reduction="signed", upsample="linear", **kwargs):
+        if upsample is None:
+            raise InputError("guided Grad-CAM multiplies at image resolution: upsample cannot be None")
+        super().__init__(net, layer, upsample=upsample, **kwargs)
         if reduction not in REDUCTIONS:
             raise InputError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
         self.reduction = reduction
 
     def maps(self, data, classes):
         data = self._data(data)
-        if self.upsample is None:
-            raise InputError("guided Grad-CAM multiplies at image resolution: upsample cannot be None")
         cam = super().maps(data, classes)
         guided = self.input_gradients(data, classes, "guided")
         return reduce_channels(guided * cam[:, :, None], self.reduction)

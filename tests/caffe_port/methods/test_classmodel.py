@@ -95,3 +95,14 @@ def test_efficientnet_lite0_class_model(tmp_path):
     assert result.probabilities[0, 99] >= 0.9, result.probabilities[0, 99]
     assert result.images.shape == (1, 224, 224, 3) and result.images.dtype == np.uint8
     assert elapsed < 60, f"{elapsed:.1f} s"
+
+
+def test_input_without_a_fixed_size_needs_a_shape(tiny):
+    net = tiny.conv_gap_fc(classes=3, seed=33, shape=(3, "H", "W"))
+    with pytest.raises(InputError, match="has no fixed size: pass shape=\\(H, W\\)"):
+        ClassModel(net).generate(0, iterations=1, progress=False)
+    result = ClassModel(net).generate(2, iterations=30, lr=0.5, weight_decay=0.01, shape=(9, 8), progress=False)
+    assert result.data.shape == (1, 3, 9, 8) and result.history[-1, 0] > result.history[0, 0] + 1
+    # a preset's crop gives the size too
+    sized = ClassModel(net, preset("none", crop=(6, 5))).generate(1, iterations=2, progress=False)
+    assert sized.data.shape == (1, 3, 6, 5) and sized.images.shape == (1, 6, 5, 3)
