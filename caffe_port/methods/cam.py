@@ -175,6 +175,10 @@ def _is_global_average(net, node):
     return False
 
 
+def _describe(node):
+    return f"layer {node.name!r} ({node.op_type})" if node is not None else "no layer's output"
+
+
 def cam_structure(net, score_blob):
     """(feature blob, (classes, C) class weights) for a net whose scores are
     GlobalAveragePool → [Flatten/Reshape] → one linear layer; InputError otherwise."""
@@ -187,13 +191,11 @@ def cam_structure(net, score_blob):
     _, linear = _skip_pass_through(graph, score_blob)
     weights = _linear_weights(graph, linear)
     if weights is None:
-        refuse(f"it is produced by {linear.op_type + ' ' + repr(linear.name) if linear else 'no layer'}"
-               f", not a Gemm/MatMul/1×1 Conv with constant weights")
+        refuse(f"it is produced by {_describe(linear)}, not a Gemm/MatMul/1×1 Conv with constant weights")
     pooled = _data_input(graph, linear)
-    _, pool = _skip_pass_through(graph, pooled)
+    _, pool = _skip_pass_through(graph, pooled) if pooled else (None, None)
     if pool is None or not _is_global_average(net, pool):
-        refuse(f"layer {linear.name!r} reads {'layer ' + repr(pool.name) + ' (' + pool.op_type + ')' if pool else 'the input'}"
-               f", not a global average pooling")
+        refuse(f"layer {linear.name!r} reads {_describe(pool)}, not a global average pooling")
     features = pool.inputs[0]
     channels = net.blobs[features].shape[1]
     if weights.shape[1] != channels:

@@ -91,7 +91,8 @@ def test_integrated_gradients_of_a_linear_score(tiny):
 
 def test_integrated_gradients_completeness_batching_and_stacking(tiny):
     """On a conv net the path integrand is piecewise smooth: with m = 200 midpoints Σ IG is
-    within 0.2 % of S(x) − S(0) (measured: ≤ 0.04 %; m = 10 is off by 1 %). Chunks of 7 path points give the same numbers as one batch."""
+    within 0.2 % of S(x) − S(0) (measured: ≤ 0.04 %; m = 10 is off by 1 %). Chunks of 7 path
+    points give the same numbers as one batch."""
     net = tiny.conv_pool_fc(classes=4, seed=24)
     x = np.random.default_rng(25).standard_normal((2, 3, 8, 7)).astype(np.float32)
     ig = IntegratedGradients(GradientMethod(net, batch_size=256), steps=200)
