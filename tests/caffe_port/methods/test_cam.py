@@ -116,3 +116,17 @@ def test_cam_with_a_1x1_conv_classifier_and_4d_scores(tiny):
     assert cam.score_blob == "score" and cam.layer == "features"
     np.testing.assert_allclose(cam.attribute(X, top_k=2)[:, 0], [CAM1, CAM0], **TOL)
     np.testing.assert_allclose(GradCAM(net).attribute(X, target=1)[0], CAM1 / 6, **TOL)
+
+
+def test_cam_through_reduce_mean_and_matmul(tiny):
+    """ReduceMean over (H, W) without keepdims, then MatMul by a (C, classes) constant."""
+    nodes = [helper.make_node("Conv", ["data", "cw", "cb"], ["conv"], name="conv"),
+             helper.make_node("Relu", ["conv"], ["features"], name="features"),
+             helper.make_node("ReduceMean", ["features"], ["mean"], name="mean", axes=[2, 3], keepdims=0),
+             helper.make_node("MatMul", ["mean", "fw"], ["score"], name="score")]
+    inits = {"cw": CONV_W, "cb": np.zeros(3), "fw": FC_W.T}
+    net = tiny.net(nodes, inits, ("N", 2, 2, 3), ["score"])
+    cam = CAM(net)
+    assert cam.layer == "features"
+    np.testing.assert_allclose(cam.attribute(X, target=0)[0], CAM0, **TOL)
+    np.testing.assert_allclose(GradCAM(net).attribute(X, target=0)[0], np.maximum(CAM0, 0) / 6, **TOL)
