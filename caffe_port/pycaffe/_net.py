@@ -1,0 +1,662 @@
+"""pycaffe's ``caffe.Net`` over caffe_port's engine, in Caffe's names and with Caffe's buffers.
+
+The engine (``caffe_port.net.Net``) works on ONNX tensors; this shell shows the Caffe net the
+importer describes in the model's ``caffe_port.caffe`` metadata (``models/caffe_import``):
+Caffe layers (each one or more ONNX nodes, or none for Input), Caffe blobs (each a chain of
+tensor versions when in-place layers rewrite it: ``conv1@conv1`` → ``conv1``) and Caffe's param
+blobs (initializers ``<layer>#<i>`` in Caffe's shapes). A plain ONNX file is shown as one layer
+per node and one blob per tensor.
+
+A Caffe blob is one buffer that in-place layers share, and the shell keeps that behaviour:
+
+* ``blob.data`` is the version the last forward wrote (``conv1`` after a full forward is the
+  ReLU output; after ``forward(end='conv1')`` it is the convolution's);
+* ``blob.diff`` is a persistent array. Before ``backward(start=L)`` it is read as the top diff of
+  the highest walked layer that writes the blob (unless a walked layer writes the blob's diff
+  itself, which overwrites it, as in Caffe); after it holds the diff of the lowest version a
+  walked layer wrote — for an in-place chain, the diff of the first version.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from caffe_port.errors import BlobError, InputError, ShapeError
+
+METADATA_KEY = "caffe_port.caffe"
+_warned_once = set()
+
+
+def _warn_once(key, message, stacklevel=3):
+    if key not in _warned_once:
+        _warned_once.add(key)
+        warnings.warn(message, stacklevel=stacklevel + 1)
+
+
+# --- Caffe structure (from the importer's metadata, or one layer per ONNX node) ------------------
+
+class _Layer:
+    """A Caffe layer as pycaffe shows it (``net.layers[i]``): ``type`` and its param ``blobs``."""
+
+    def __init__(self, name, type_, bottoms, tops, nodes, params, derived):
+        self.name = name
+        self.type = type_
+        self.bottoms = list(bottoms)
+        self.tops = list(tops)
+        self.nodes = list(nodes)        # engine node indices, in order
+        self.param_names = list(params)  # initializer per Caffe param blob
+        self.derived = dict(derived)     # derived initializer -> how (see _derived_value)
+        self.blobs = []                  # ParamBlob objects, filled by the Net
+
+    def __repr__(self):
+        return f"<caffe_port.pycaffe layer {self.name!r} ({self.type})>"
+
+
+def _structure_from_metadata(meta, graph):
+    layers = [_Layer(m["name"], m["type"], m["bottoms"], m["tops"],
+                     sorted(graph.by_name[n].index for n in m["nodes"]), m["params"],
+                     m.get("derived", {}))
+              for m in meta["layers"]]
+    writers = OrderedDict()                       # blob -> [layer index] in order
+    for k, layer in enumerate(layers):
+        for top in layer.tops:
+            writers.setdefault(top, []).append(k)
+    # the importer's naming rule: the last writer's version carries the blob name
+    versions = {blob: [(blob if k == ks[-1] else f"{blob}@{layers[k].name}", k) for k in ks]
+                for blob, ks in writers.items()}
+    inputs = list(meta["inputs"])
+    for blob, tensor in zip(inputs, meta.get("input_tensors", inputs)):
+        versions[blob][0] = (tensor, versions[blob][0][1])
+    return layers, versions, inputs, list(meta["outputs"])
+
+
+def _structure_from_graph(engine):
+    graph = engine.graph
+    params = {name: [p.name for p in blobs] for name, blobs in engine.params.items()}
+    layers = [_Layer(node.name, node.op_type,
+                     [i for i in node.inputs if i and i not in graph.constants],
+                     [o for o in node.outputs if o], [node.index], params.get(node.name, []), {})
+              for node in graph.nodes]
+    versions = OrderedDict((name, [(name, -1)]) for name in graph.inputs)
+    for k, layer in enumerate(layers):
+        for top in layer.tops:
+            versions[top] = [(top, k)]
+    return layers, versions, list(graph.inputs), list(graph.outputs)
+
+
+def _metadata(model):
+    import json
+    for prop in model.metadata_props:
+        if prop.key == METADATA_KEY:
+            return json.loads(prop.value)
+    return None
+
+
+# --- blobs -----------------------------------------------------------------------------------------
+
+def _legacy_dim(shape, axis):
+    """Caffe's Blob::LegacyShape: axes beyond the blob's read as 1."""
+    return int(shape[axis]) if axis < len(shape) else 1
+
+
+class _BlobBase:
+    @property
+    def count(self):
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def num(self):
+        return _legacy_dim(self.shape, 0)
+
+    @property
+    def channels(self):
+        return _legacy_dim(self.shape, 1)
+
+    @property
+    def height(self):
+        return _legacy_dim(self.shape, 2)
+
+    @property
+    def width(self):
+        return _legacy_dim(self.shape, 3)
+
+
+class Blob(_BlobBase):
+    """A Caffe blob of a net: ``data`` (the version the last forward wrote) and ``diff``."""
+
+    def __init__(self, net, name):
+        self._net = net
+        self.name = name
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._net._engine.blobs[self._net._current[self.name]].data
+
+    @data.setter
+    def data(self, value):
+        self.data[...] = value
+
+    @property
+    def diff(self) -> np.ndarray:
+        return self._net._diff_buffer(self.name)
+
+    @diff.setter
+    def diff(self, value):
+        buffer = self._net._diff_buffer(self.name)
+        buffer[...] = _fit(value, buffer.shape, self.name)
+        self._net._from_backward.discard(self.name)
+
+    @property
+    def shape(self):
+        return tuple(self._net._engine.blobs[self._net._current[self.name]].shape)
+
+    def reshape(self, *shape):
+        """Reshape an input blob (then ``net.reshape()`` or ``forward()`` propagates it)."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        if self.name not in self._net.inputs:
+            raise BlobError(f"only input blobs can be reshaped here, and {self.name!r} is not one "
+                            f"(inputs: {', '.join(self._net.inputs)})")
+        self._net._engine.blobs[self._net._input_tensor[self.name]].reshape(*shape)
+
+    def __repr__(self):
+        return f"<caffe_port.pycaffe Blob {self.name!r} {self.shape}>"
+
+
+class ParamBlob(_BlobBase):
+    """A Caffe param blob (``net.params[layer][i]``) in Caffe's shape; writing into ``data`` is
+    net surgery, which the next forward and backward use."""
+
+    def __init__(self, net, layer, index, tensor):
+        self._net = net
+        self.layer = layer
+        self.index = index
+        self.name = tensor
+
+    @property
+    def data(self) -> np.ndarray:
+        return self._net._param_array(self.name)
+
+    @data.setter
+    def data(self, value):
+        target = self.data
+        target[...] = _fit(value, target.shape, f"{self.layer}[{self.index}]")
+
+    @property
+    def diff(self):
+        raise BlobError(f"caffe_port computes no weight diffs (net.params[{self.layer!r}]"
+                        f"[{self.index}].diff); only blob diffs")
+
+    @property
+    def shape(self):
+        return tuple(self._net._param_shape(self.name))
+
+    def reshape(self, *shape):
+        raise BlobError(f"param blobs keep their layer's shape (net.params[{self.layer!r}]"
+                        f"[{self.index}]); change the prototxt instead")
+
+    def __repr__(self):
+        return f"<caffe_port.pycaffe param {self.layer!r}[{self.index}] {self.shape}>"
+
+
+class _Names(OrderedDict):
+    """An OrderedDict whose missing keys raise BlobError with close matches."""
+
+    def __init__(self, items, what):
+        super().__init__(items)
+        self._what = what
+
+    def __missing__(self, key):
+        raise BlobError(f"unknown {self._what} {key!r}" + _suggest(key, list(self)))
+
+
+# --- the net ---------------------------------------------------------------------------------------
+
+class Net:
+    """``caffe.Net``: a Caffe (or ONNX) network with pycaffe's interface.
+
+    Net(prototxt, phase) / Net(prototxt, caffemodel, phase) / Net(prototxt, phase, weights=...)
+    / Net(model.onnx). ``phase`` is caffe.TEST (1) or caffe.TRAIN (0); both run the network
+    with inference semantics (TRAIN warns once). ``level`` and ``stages`` select layers by their
+    include/exclude rules, as in Caffe.
+    """
+
+    def __init__(self, network_file, *args, weights=None, phase=None, level=0, stages=None,
+                 device=None):
+        from caffe_port.net import Net as Engine
+        from caffe_port.pycaffe import _engine_device
+        weights, phase, level, stages = _parse_args(args, weights, phase, level, stages)
+        model = _load(network_file, weights, phase, level, stages)
+        meta = _metadata(model)
+        self._engine = Engine(model, device=device or _engine_device(), keep="all")
+        del model
+        if meta is not None:
+            layers, versions, inputs, outputs = _structure_from_metadata(meta, self._engine.graph)
+        else:
+            layers, versions, inputs, outputs = _structure_from_graph(self._engine)
+        self._meta = meta
+        self._layers = layers
+        self._versions = versions
+        self.inputs = inputs
+        self.outputs = outputs
+        self._input_tensor = {b: versions[b][0][0] for b in inputs}
+        self._current = {b: chain[-1][0] for b, chain in versions.items()}
+        self._layer_index = {layer.name: k for k, layer in enumerate(layers)}
+        self._diff_buffers = {}
+        self._from_backward = set()     # blobs whose diff the last backward wrote
+        self._derived_snapshots = {}    # layer -> copies of its params, to refresh derived ones
+        self._own_params = {}           # Caffe param blobs no ONNX node reads (kept here)
+        self._forward_all_inputs = None
+        self._warned = set()
+        self.blobs = _Names(((b, Blob(self, b)) for b in versions), "blob")
+        self._collect_params(meta, network_file)
+        self.params = _Names(((layer.name, layer.blobs) for layer in layers if layer.blobs),
+                             "layer with parameters")
+        self.layer_dict = _Names(((layer.name, layer) for layer in layers), "layer")
+        self.top_names = OrderedDict((layer.name, list(layer.tops)) for layer in layers)
+        self.bottom_names = OrderedDict((layer.name, list(layer.bottoms)) for layer in layers)
+        self.blob_loss_weights = OrderedDict((b, 0.0) for b in versions)
+        if meta is not None:
+            # Caffe allocates the declared shapes (batch included)
+            for blob in inputs:
+                shape = meta["blobs"][blob]["shape"]
+                if tuple(self.blobs[blob].shape) != tuple(shape):
+                    self.blobs[blob].reshape(*shape)
+
+    # -- pycaffe's read-only views --
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    @property
+    def _layer_names(self):
+        return [layer.name for layer in self._layers]
+
+    @property
+    def _blob_names(self):
+        return list(self.blobs)
+
+    @property
+    def _blobs(self):
+        return list(self.blobs.values())
+
+    @property
+    def force_backward(self):
+        return bool(self._meta and self._meta.get("force_backward"))
+
+    def __repr__(self):
+        return (f"<caffe_port.pycaffe.Net {len(self._layers)} layers, inputs {self.inputs}, "
+                f"outputs {self.outputs}>")
+
+    # -- forward --------------------------------------------------------------------------------
+
+    def forward(self, blobs=None, start=None, end=None, **kwargs):
+        """Run layers ``start``..``end`` (inclusive; default all) with the input arrays given
+        (default: the inputs' current data). Returns {blob: data} for the net's outputs, or for
+        the tops of ``end``, plus the blobs named in ``blobs``."""
+        blobs = list(blobs or [])
+        for name in blobs:
+            self.blobs[name]
+        feeds = {}
+        for name, value in kwargs.items():
+            if name not in self.inputs:
+                raise BlobError(f"{name!r} is not an input of this net (inputs: "
+                                f"{', '.join(self.inputs)})" + _suggest(name, self.inputs))
+            feeds[self._input_tensor[name]] = np.array(value, dtype=np.float32)
+        first = self._layer_at(start, 0)
+        last = self._layer_at(end, len(self._layers) - 1)
+        if first > last:
+            raise InputError(f"forward start {start!r} comes after end {end!r}")
+        self._sync_params()
+        nodes = [i for layer in self._layers[first:last + 1] for i in layer.nodes]
+        if nodes:
+            graph_nodes = self._engine.graph.nodes
+            self._engine.forward(start=graph_nodes[min(nodes)].name if min(nodes) > 0 else None,
+                                 end=graph_nodes[max(nodes)].name, **feeds)
+        else:
+            for tensor, value in feeds.items():
+                self._engine.blobs[tensor].reshape(*value.shape)
+                self._engine.blobs[tensor].data[...] = value
+        for name in kwargs:
+            self._current[name] = self._input_tensor[name]
+        for blob, chain in self._versions.items():
+            written = [tensor for tensor, k in chain if first <= k <= last]
+            if written:
+                self._current[blob] = written[-1]
+        names = list(self._layers[last].tops) if end is not None else list(self.outputs)
+        return {name: self.blobs[name].data for name in names + blobs}
+
+    def forward_all(self, blobs=None, **kwargs):
+        """Forward N inputs in batches of the net's batch size (the last batch padded with
+        zeros, its padding dropped). Returns {blob: (N, ...) array} for outputs + ``blobs``."""
+        outs = list(dict.fromkeys(list(self.outputs) + list(blobs or [])))
+        collected = {name: [] for name in outs}
+        arrays = self._batch_inputs(kwargs, "forward_all")
+        self._forward_all_inputs = arrays
+        for batch, _ in self._batches(arrays):
+            result = self.forward(blobs=blobs, **batch)
+            for name in outs:
+                collected[name].append(np.array(result[name]))
+        return self._stack(collected, arrays)
+
+    # -- backward -------------------------------------------------------------------------------
+
+    def backward(self, diffs=None, start=None, end=None, **kwargs):
+        """Back-propagate through layers ``start``..``end`` (default: from the last layer, or
+        from the last layer writing a blob given in ``kwargs``, down to the first).
+
+        kwargs: blob name -> top diff (the blob's shape, or any shape of its size). Returns
+        {blob: diff} for the inputs (or the bottoms of ``end``) plus the blobs in ``diffs``.
+        """
+        diffs = list(diffs or [])
+        for name in diffs:
+            self.blobs[name]
+        for name, value in kwargs.items():
+            self.blobs[name].diff = value
+        if start is not None:
+            top = self._layer_at(start, None)
+        else:
+            writers = [self._versions[name][-1][1] for name in kwargs]
+            top = max(writers) if writers and max(writers) >= 0 else len(self._layers) - 1
+        bottom = self._layer_at(end, 0)
+        if bottom > top:
+            raise InputError(f"backward start {start!r} comes before end {end!r}")
+        self._sync_params()
+        nodes = [i for layer in self._layers[bottom:top + 1] for i in layer.nodes]
+        if nodes:
+            self._walk(min(nodes), max(nodes), bottom, top, warn=start is None and not kwargs)
+        names = list(self._layers[bottom].bottoms) if end is not None else list(self.inputs)
+        return {name: self.blobs[name].diff for name in list(dict.fromkeys(names + diffs))}
+
+    def _walk(self, lo, hi, bottom, top, warn):
+        engine = self._engine
+        graph = engine.graph
+        walked = graph.nodes[lo:hi + 1]
+        consumed = {i for node in walked for i in node.inputs if i}
+        dangling = [o for node in walked for o in node.outputs if o and o not in consumed]
+        inject, lost = {}, []
+        for blob, buffer in self._diff_buffers.items():
+            if not np.any(buffer):
+                continue
+            # the buffer is the top diff of the highest walked layer that writes this blob
+            reached = [tensor for tensor, k in self._versions[blob] if bottom <= k <= top]
+            if not reached:
+                continue
+            if reached[-1] in consumed:
+                if blob not in self._from_backward and blob not in self.inputs:
+                    lost.append(blob)
+            else:
+                inject[reached[-1]] = buffer
+        if warn and lost:
+            self._warn_overwritten(lost[0], top)
+        top_diffs = {}
+        for tensor in dangling:
+            if tensor in inject:
+                top_diffs[tensor] = inject[tensor]
+            elif graph.is_float(tensor) and np.any(engine.blobs[tensor].diff):
+                top_diffs[tensor] = np.zeros(engine.blobs[tensor].shape, np.float32)  # stale
+        engine.backward(start=graph.nodes[hi].name, end=graph.nodes[lo].name, **top_diffs)
+        self._from_backward.clear()
+        for blob, chain in self._versions.items():
+            written = [tensor for tensor, _ in chain if tensor in consumed]
+            if written:
+                buffer = self._diff_buffer(blob)
+                buffer[...] = _fit(engine.blobs[written[0]].diff, buffer.shape, blob)
+                self._from_backward.add(blob)
+
+    def _warn_overwritten(self, blob, top):
+        if "overwritten" in self._warned:
+            return
+        self._warned.add("overwritten")
+        writer = self._layers[self._versions[blob][-1][1]].name
+        warnings.warn(f"the diff written into {blob!r} is overwritten by the layers above it (as "
+                      f"in Caffe, backward() starts at the last layer, {self._layers[top].name!r}); "
+                      f"to back-propagate from it, call net.backward(start={writer!r})",
+                      stacklevel=4)
+
+    def backward_all(self, diffs=None, start=None, end=None, **kwargs):
+        """Backward N top diffs in batches of the net's batch size. Each batch is first run
+        forward from its inputs: those given here, else the ones the last ``forward_all`` took.
+        Returns {blob: (N, ...) diff} for the inputs plus ``diffs``."""
+        inputs = {k: v for k, v in kwargs.items() if k in self.inputs}
+        tops = {k: v for k, v in kwargs.items() if k not in self.inputs}
+        if not inputs:
+            if self._forward_all_inputs is None:
+                raise InputError("backward_all needs the inputs: pass them too, or call "
+                                 "forward_all first")
+            inputs = self._forward_all_inputs
+        _, all_diffs = self._forward_backward_batches(None, diffs, start, end, inputs, tops)
+        return all_diffs
+
+    def forward_backward_all(self, blobs=None, diffs=None, **kwargs):
+        """forward_all and backward in the same batches: kwargs hold inputs and top diffs.
+        Returns ({blob: data} for outputs + ``blobs``, {blob: diff} for inputs + ``diffs``)."""
+        inputs = {k: v for k, v in kwargs.items() if k in self.inputs}
+        tops = {k: v for k, v in kwargs.items() if k not in self.inputs}
+        return self._forward_backward_batches(blobs, diffs, None, None, inputs, tops)
+
+    def _forward_backward_batches(self, blobs, diffs, start, end, inputs, tops):
+        outs = list(dict.fromkeys(list(self.outputs) + list(blobs or [])))
+        grads = list(dict.fromkeys((list(self._layers[self._layer_at(end, 0)].bottoms)
+                                    if end is not None else list(self.inputs)) + list(diffs or [])))
+        arrays = self._batch_inputs({**inputs, **tops}, "forward_backward_all")
+        collected_outs = {name: [] for name in outs}
+        collected_diffs = {name: [] for name in grads}
+        for batch, _ in self._batches(arrays):
+            result = self.forward(blobs=blobs, **{k: batch[k] for k in inputs})
+            top_batch = {k: batch[k] for k in tops}
+            grad = self.backward(diffs=diffs, start=start, end=end, **top_batch)
+            for name in outs:
+                collected_outs[name].append(np.array(result[name]))
+            for name in grads:
+                collected_diffs[name].append(np.array(grad[name]))
+        return self._stack(collected_outs, arrays), self._stack(collected_diffs, arrays)
+
+    # -- batching (pycaffe's _batch) --
+
+    def _batch_inputs(self, kwargs, what):
+        if not kwargs:
+            raise InputError(f"{what} needs arrays: pass them as keyword arguments "
+                             f"(inputs: {', '.join(self.inputs)})")
+        arrays = {name: np.asarray(value) for name, value in kwargs.items()}
+        for name in arrays:
+            self.blobs[name]
+        sizes = {len(v) for v in arrays.values()}
+        if len(sizes) != 1:
+            raise ShapeError(f"{what}: the arrays hold different numbers of items "
+                             f"({', '.join(f'{k}: {len(v)}' for k, v in arrays.items())})")
+        return arrays
+
+    def _batches(self, arrays):
+        """Batches of the first blob's batch size; the last one padded with zeros."""
+        batch_size = self.blobs[next(iter(self.blobs))].shape[0]
+        total = len(next(iter(arrays.values())))
+        for begin in range(0, total, batch_size):
+            batch = {}
+            for name, value in arrays.items():
+                part = value[begin:begin + batch_size]
+                if len(part) < batch_size:
+                    pad = np.zeros((batch_size - len(part),) + value.shape[1:], dtype=part.dtype)
+                    part = np.concatenate([part, pad])
+                batch[name] = part
+            yield batch, min(batch_size, total - begin)
+
+    @staticmethod
+    def _stack(collected, arrays):
+        total = len(next(iter(arrays.values())))
+        return {name: np.concatenate(parts)[:total] if parts else np.zeros((0,))
+                for name, parts in collected.items()}
+
+    # -- shapes --
+
+    def reshape(self):
+        """Propagate the input blobs' shapes through the net (after ``blobs[...].reshape``)."""
+        self._engine.reshape()
+
+    # -- diffs --
+
+    def _diff_buffer(self, blob):
+        shape = self.blobs[blob].shape
+        buffer = self._diff_buffers.get(blob)
+        if buffer is None or buffer.shape != shape:
+            buffer = self._diff_buffers[blob] = np.zeros(shape, dtype=np.float32)
+        return buffer
+
+    # -- layer lookup --
+
+    def _layer_at(self, name, default):
+        if name is None:
+            return default
+        if name in self._layer_index:
+            return self._layer_index[name]
+        raise BlobError(f"unknown layer {name!r}" + _suggest(name, list(self._layer_index)))
+
+    # -- params (net surgery) -------------------------------------------------------------------
+
+    def _collect_params(self, meta, network_file):
+        constants = self._engine.graph.constants
+        for k, layer in enumerate(self._layers):
+            for i, tensor in enumerate(layer.param_names):
+                if tensor is None:
+                    continue
+                if tensor not in constants:
+                    raise BlobError(f"param {i} of layer {layer.name!r} ({tensor!r}) is missing "
+                                    f"from the converted model of {network_file}")
+                layer.blobs.append(ParamBlob(self, layer.name, i, tensor))
+            if layer.derived:
+                self._derived_snapshots[layer.name] = [constants[t].copy()
+                                                       for t in layer.param_names if t]
+
+    def _param_array(self, tensor):
+        from caffe_port.net import ParamBlob as EngineParam
+        return EngineParam(self._engine, tensor).data
+
+    def _param_shape(self, tensor):
+        return self._engine.graph.constants[tensor].shape
+
+    def _sync_params(self):
+        """Recompute the initializers derived from params that net surgery changed."""
+        constants = self._engine.graph.constants
+        for name, snapshot in self._derived_snapshots.items():
+            layer = self._layers[self._layer_index[name]]
+            params = [constants[t] for t in layer.param_names if t]
+            if all(np.array_equal(a, b) for a, b in zip(params, snapshot)):
+                continue
+            for derived in layer.derived:
+                value = _derived_value(layer, derived, params)
+                if value is None:
+                    _warn_once(("derived", layer.type, derived),
+                               f"net surgery on layer {layer.name!r} ({layer.type}) does not reach "
+                               f"{derived!r}: caffe_port does not know how it is derived")
+                    continue
+                target = self._param_array(derived)    # the engine notices and rebuilds
+                target[...] = np.reshape(value, target.shape)
+            self._derived_snapshots[name] = [p.copy() for p in params]
+
+
+def _derived_value(layer, derived, params):
+    """A derived initializer ``<layer>#<i>/<what>`` from the layer's current param blobs:
+    ``reshape`` (param i with trailing 1s), BatchNorm ``mean``/``var`` (blob i · f,
+    f = 1 / blob 2, or 0 when blob 2 is 0). None for a derivation not known here."""
+    head, _, what = derived.rpartition("/")
+    _, _, index = head.rpartition("#")
+    if not index.isdigit() or int(index) >= len(params):
+        return None
+    source = params[int(index)]
+    if what == "reshape":
+        return source
+    if layer.type == "BatchNorm" and what in ("mean", "var") and len(params) == 3:
+        scale = params[2].reshape(-1)[0]
+        factor = np.float32(0.0) if scale == 0 else np.float32(1.0) / np.float32(scale)
+        return (source * factor).astype(np.float32)
+    return None
+
+
+# --- construction helpers --------------------------------------------------------------------------
+
+def _parse_args(args, weights, phase, level, stages):
+    """pycaffe's overloads: (phase), (weights, phase), (phase, level, stages, weights)."""
+    import os
+    rest = list(args)
+    if rest and isinstance(rest[0], (str, bytes, os.PathLike)):
+        if weights is not None:
+            raise InputError("weights were given twice (positionally and as weights=)")
+        weights = rest.pop(0)
+    if rest:
+        if phase is not None:
+            raise InputError("phase was given twice (positionally and as phase=)")
+        phase = rest.pop(0)
+    if rest:
+        level = rest.pop(0)
+    if rest:
+        stages = rest.pop(0)
+    if rest and weights is None:
+        weights = rest.pop(0)
+    if rest:
+        raise InputError(f"caffe.Net takes (network_file, [weights,] phase[, level, stages, "
+                         f"weights]); got {len(args) + 1} positional arguments")
+    if isinstance(weights, bytes):
+        weights = weights.decode()
+    return weights, phase, level, list(stages or [])
+
+
+def _phase_value(phase):
+    if phase is None:
+        return 1
+    if isinstance(phase, str) and phase.upper() in ("TRAIN", "TEST"):
+        return 0 if phase.upper() == "TRAIN" else 1
+    if isinstance(phase, (bool, np.bool_)) or not isinstance(phase, (int, np.integer)) \
+            or int(phase) not in (0, 1):
+        raise InputError(f"phase must be caffe.TEST (1) or caffe.TRAIN (0), not {phase!r}")
+    return int(phase)
+
+
+def _load(network_file, weights, phase, level, stages):
+    import os
+    from pathlib import Path
+
+    import onnx
+    phase = _phase_value(phase)
+    if isinstance(network_file, onnx.ModelProto):
+        return network_file
+    if isinstance(network_file, bytes):
+        network_file = network_file.decode()
+    path = Path(os.fspath(network_file))
+    if path.suffix.lower() == ".onnx":
+        if weights is not None:
+            raise InputError(f"{path}: an ONNX file carries its weights; no caffemodel goes "
+                             "with it")
+        from caffe_port.onnx_import import load_model
+        return load_model(path)
+    if phase == 0:
+        _warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
+                   "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
+                   "statistics)", stacklevel=4)
+    from caffe_port.models.caffe_import import caffe_to_onnx
+    # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
+    return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
+                         fill_missing=True)
+
+
+def _fit(value, shape, name):
+    """An array for a blob of ``shape``: that shape, the same number of values in another shape
+    (Caffe code passes (1, 1000, 1, 1) for (1, 1000)), or one that broadcasts to it."""
+    value = np.asarray(value, dtype=np.float32)
+    if value.shape == tuple(shape):
+        return value
+    if value.size == int(np.prod(shape, dtype=np.int64)):
+        return value.reshape(shape)
+    try:
+        return np.broadcast_to(value, shape)
+    except ValueError:
+        raise ShapeError(f"an array of shape {value.shape} does not fit blob {name!r} of shape "
+                         f"{tuple(shape)}") from None
+
+
+def _suggest(name, names):
+    import difflib
+    close = difflib.get_close_matches(str(name), [str(n) for n in names], n=3)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
