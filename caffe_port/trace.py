@@ -142,6 +142,26 @@ def trace_json(result) -> dict:
     return numbers
 
 
+def format_trace(result) -> str:
+    """The trace as text, Caffe's debug_info per rule side by side: one line per (layer, bottom)
+    in backward order with each rule's mean |diff| and, at the ReLU family, its pass fraction."""
+    rules = result["rules"]
+    head = (f"{result['model']}: class {result['class']} (score {result['score']:.4g}), one-hot at "
+            f"'{result['score_blob']}' (mean |diff| {result['score_diff_mean_abs']:.3g}) down to "
+            f"'{result['input_blob']}'")
+    rows = [["layer", "type", "bottom blob"] + [f"{r} |diff|" for r in rules] + [f"{r} pass" for r in rules]]
+    for row in result["layers"]:
+        fractions = row.get("pass_fraction")
+        rows.append([row["layer"], row["type"], row["blob"]]
+                    + [f"{row['mean_abs'][r]:.3e}" for r in rules]
+                    + [f"{fractions[r]:.2f}" if fractions else "" for r in rules])
+    widths = [max(len(r[j]) for r in rows) for j in range(len(rows[0]))]
+    lines = [head] + ["  ".join(cell.rjust(w) if j >= 3 else cell.ljust(w)
+                                for j, (cell, w) in enumerate(zip(r, widths))).rstrip() for r in rows]
+    lines.append("input map max |diff|: " + ", ".join(f"{r} {result['map_max'][r]:.3e}" for r in rules))
+    return "\n".join(lines)
+
+
 def _one_image(image, input_blob):
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 3:

@@ -13,7 +13,7 @@ import pytest
 from caffe_port import Net
 from caffe_port.errors import BlobError, InputError
 from caffe_port.models import builders
-from caffe_port.trace import RULES, plot_trace, trace_json, trace_rules
+from caffe_port.trace import RULES, format_trace, plot_trace, trace_json, trace_rules
 
 REL = 1e-6
 
@@ -102,6 +102,17 @@ def test_debug_info_restored_and_json(caffenet):
     assert "maps" not in numbers and "image" not in numbers and numbers["map_shape"] == [67, 67]
     assert json.loads(text)["layers"][0]["layer"] == "fc8"
     assert numbers["score_diff_mean_abs"] == pytest.approx(0.1)
+
+
+def test_format_trace(caffenet):
+    result = trace_rules(Net(caffenet, device="cpu"), small_image(67), class_index=2)
+    lines = format_trace(result).splitlines()
+    assert lines[0].startswith("caffenet: class 2 (score ") and "one-hot at 'fc8'" in lines[0]
+    assert len(lines) == 2 + len(result["layers"]) + 1
+    relu7 = next(line for line in lines if line.startswith("relu7 "))
+    f = result["layers"][2]["pass_fraction"]
+    assert relu7.split()[-3:] == [f"{f[r]:.2f}" for r in RULES]
+    assert lines[-1].startswith("input map max |diff|: backprop ")
 
 
 def test_bad_inputs(caffenet):
