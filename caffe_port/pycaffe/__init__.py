@@ -56,5 +56,5 @@ def _engine_device():
         return "cuda"
     from caffe_port.pycaffe._net import _warn_once
     _warn_once("no_gpu", "caffe.set_mode_gpu(): no usable CUDA device or ONNX Runtime CUDA "
-               "provider; running on the CPU", stacklevel=4)
+               "provider; running on the CPU", stacklevel=3)
     return "cpu"

@@ -18,6 +18,7 @@ A Caffe blob is one buffer that in-place layers share, and the shell keeps that 
 """
 from __future__ import annotations
 
+import os
 import warnings
 from collections import OrderedDict
 
@@ -159,7 +160,15 @@ class Blob(_BlobBase):
         if self.name not in self._net.inputs:
             raise BlobError(f"only input blobs can be reshaped here, and {self.name!r} is not one "
                             f"(inputs: {', '.join(self._net.inputs)})")
-        self._net._engine.blobs[self._net._input_tensor[self.name]].reshape(*shape)
+        shape = tuple(int(d) for d in shape)
+        try:
+            self._net._engine.blobs[self._net._input_tensor[self.name]].reshape(*shape)
+        except ShapeError:
+            # the converted graph fixes what Caffe would recompute (pooling pads, H × W):
+            # convert the prototxt again for the new shape, as Caffe's Reshape recomputes layers
+            if self._net._source is None:
+                raise
+            self._net._reconvert({self.name: shape})
 
     def __repr__(self):
         return f"<caffe_port.pycaffe Blob {self.name!r} {self.shape}>"
@@ -230,6 +239,9 @@ class Net:
         weights, phase, level, stages = _parse_args(args, weights, phase, level, stages)
         model = _load(network_file, weights, phase, level, stages)
         meta = _metadata(model)
+        # a prototxt can be converted again when an input changes shape (see Blob.reshape)
+        self._source = (network_file, level, stages) if isinstance(network_file, (str, os.PathLike)) \
+            and meta is not None and not str(network_file).lower().endswith(".onnx") else None
         self._engine = Engine(model, device=device or _engine_device(), keep="all")
         del model
         if meta is not None:
@@ -247,7 +259,7 @@ class Net:
         self._diff_buffers = {}
         self._from_backward = set()     # blobs whose diff the last backward wrote
         self._derived_snapshots = {}    # layer -> copies of its params, to refresh derived ones
-        self._own_params = {}           # Caffe param blobs no ONNX node reads (kept here)
+        self._handed_out = set()        # param tensors whose arrays the user may hold
         self._forward_all_inputs = None
         self._warned = set()
         self.blobs = _Names(((b, Blob(self, b)) for b in versions), "blob")
@@ -305,7 +317,10 @@ class Net:
             if name not in self.inputs:
                 raise BlobError(f"{name!r} is not an input of this net (inputs: "
                                 f"{', '.join(self.inputs)})" + _suggest(name, self.inputs))
-            feeds[self._input_tensor[name]] = np.array(value, dtype=np.float32)
+            value = np.array(value, dtype=np.float32)
+            if value.shape != self.blobs[name].shape:
+                self.blobs[name].reshape(*value.shape)
+            feeds[self._input_tensor[name]] = value
         first = self._layer_at(start, 0)
         last = self._layer_at(end, len(self._layers) - 1)
         if first > last:
@@ -532,6 +547,7 @@ class Net:
 
     def _param_array(self, tensor):
         from caffe_port.net import ParamBlob as EngineParam
+        self._handed_out.add(tensor)
         return EngineParam(self._engine, tensor).data
 
     def _param_shape(self, tensor):
@@ -543,7 +559,7 @@ class Net:
         for name, snapshot in self._derived_snapshots.items():
             layer = self._layers[self._layer_index[name]]
             params = [constants[t] for t in layer.param_names if t]
-            if all(np.array_equal(a, b) for a, b in zip(params, snapshot)):
+            if snapshot is not None and all(np.array_equal(a, b) for a, b in zip(params, snapshot)):
                 continue
             for derived in layer.derived:
                 value = _derived_value(layer, derived, params)
@@ -555,6 +571,51 @@ class Net:
                 target = self._param_array(derived)    # the engine notices and rebuilds
                 target[...] = np.reshape(value, target.shape)
             self._derived_snapshots[name] = [p.copy() for p in params]
+
+
+    def _reconvert(self, new_shapes):
+        """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
+        move this net's param arrays (surgery included) into the new engine."""
+        from caffe_port.models import caffe_io
+        from caffe_port.models.caffe_import import caffe_to_onnx
+        from caffe_port.net import Net as Engine
+        path, level, stages = self._source
+        shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
+        net_param = caffe_io.upgrade_net(caffe_io.read_prototxt(path), os.fspath(path))
+        for layer in net_param.layer:
+            if layer.type == "Input":
+                del layer.input_param.shape[:]
+                for top in layer.top:
+                    layer.input_param.shape.add().dim.extend(shapes[top])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # fillers: the params come from this net below
+            model = caffe_to_onnx(net_param, None, phase="TEST", level=level, stages=stages,
+                                  fill_missing=True)
+        engine = Engine(model, device=self._engine.device, keep="all")
+        old, new = self._engine.graph.constants, engine.graph.constants
+        for layer in self._layers:
+            for i, tensor in enumerate(layer.param_names):
+                if tensor is None:
+                    continue
+                if new[tensor].shape != old[tensor].shape:
+                    raise ShapeError(
+                        f"reshaping to {', '.join(f'{b} {s}' for b, s in shapes.items())} changes "
+                        f"param {i} of layer {layer.name!r} from {old[tensor].shape} to "
+                        f"{new[tensor].shape}; Caffe refuses such a reshape too")
+        for tensor in (t for layer in self._layers for t in layer.param_names if t):
+            new[tensor] = old[tensor]      # the same arrays: what the user holds stays live
+        meta = _metadata(model)
+        del model
+        layers, _, _, _ = _structure_from_metadata(meta, engine.graph)
+        for mine, fresh in zip(self._layers, layers):
+            mine.nodes = fresh.nodes
+        self._engine, self._meta = engine, meta
+        for tensor in self._handed_out:
+            self._param_array(tensor)       # the new engine watches them for surgery
+        self._derived_snapshots = {name: None for name in self._derived_snapshots}
+        self._current = {b: chain[-1][0] for b, chain in self._versions.items()}
+        for blob in self.inputs:
+            engine.blobs[self._input_tensor[blob]].reshape(*shapes[blob])
 
 
 def _derived_value(layer, derived, params):
@@ -634,7 +695,7 @@ def _load(network_file, weights, phase, level, stages):
     if phase == 0:
         _warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
                    "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
-                   "statistics)", stacklevel=4)
+                   "statistics)", stacklevel=3)
     from caffe_port.models.caffe_import import caffe_to_onnx
     # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
     return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),

@@ -274,10 +274,72 @@ def test_reshape_then_forward(tiny, x):
     out = net.forward()
     assert out["prob"].shape == (1, 5)
     assert net.blobs["fc8"].diff.shape == (1, 5)
-    with pytest.raises(ShapeError, match="expects shape"):
-        net.blobs["data"].reshape(1, 3, 9, 7)     # the converted net fixes H × W
+    with pytest.raises(ShapeError, match="param 0 of layer 'fc8' from \\(5, 64\\) to \\(5, 80\\)"):
+        net.blobs["data"].reshape(1, 3, 9, 7)     # fc8's input grows, as Caffe refuses too
     with pytest.raises(BlobError, match="only input blobs"):
         net.blobs["fc8"].reshape(1, 5)
+
+
+GAP_NET = """name: "gap"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 8 dim: 7 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  convolution_param { num_output: 6 kernel_size: 3 pad: 1 } }
+layer { name: "relu1" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1"
+  pooling_param { pool: MAX kernel_size: 3 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2"
+  convolution_param { num_output: 5 kernel_size: 1 } }
+layer { name: "gap" type: "Pooling" bottom: "conv2" top: "gap"
+  pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "gap" top: "fc"
+  inner_product_param { num_output: 4 } }
+"""
+
+
+def test_spatial_reshape_converts_again_and_keeps_net_surgery(tmp_path, helpers):
+    """Caffe recomputes each layer's geometry on reshape (a deep-dream or fully convolutional
+    recipe); the converted graph fixes it, so the prototxt is converted again — and the param
+    arrays the user holds stay the live ones."""
+    prototxt, caffemodel = helpers.write_model(tmp_path, "gap", GAP_NET, seed=2)
+    net = caffe.Net(prototxt, caffemodel, caffe.TEST)
+    weights = net.params["conv2"][0].data
+    net.blobs["data"].reshape(2, 3, 13, 10)        # ceil pooling: 13 → 6, 10 → 5 (Caffe: 6, 5)
+    assert net.blobs["conv2"].shape == (2, 5, 6, 5)
+    weights[0] *= -2                                 # surgery through the array held before
+    x = RNG.standard_normal((2, 3, 13, 10)).astype(np.float32)
+    net.blobs["data"].data[...] = x
+    out = net.forward()["fc"]
+    params = stored_params(caffemodel)
+    params["conv2"][0][0] *= -2
+    expected = gap_forward(x.astype(np.float64), params)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-6)
+    # a forward with inputs of another size reshapes the same way
+    y = RNG.standard_normal((1, 3, 9, 12)).astype(np.float32)
+    np.testing.assert_allclose(net.forward(data=y)["fc"], gap_forward(y.astype(np.float64), params),
+                               rtol=1e-4, atol=1e-6)
+    g = RNG.standard_normal((1, 4))
+    grad = net.backward(fc=g)["data"]
+    y64 = y.astype(np.float64)
+    numeric = numeric_diff(lambda: np.sum(g * gap_forward(y64, params)), y64)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def gap_forward(x, p):
+    """GAP_NET in float64 numpy (Caffe's ceil pooling: windows may hang over the end)."""
+    def conv(x, w, b, pad):
+        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        k = w.shape[2]
+        return np.einsum("nchwij,ocij->nohw", sliding_window_view(x, (k, k), axis=(2, 3)), w) \
+            + b[:, None, None]
+    c1 = np.maximum(conv(x, *p["conv1"], 1), 0)
+    h, w = c1.shape[2:]
+    ph, pw = -(-(h - 3) // 2) + 1, -(-(w - 3) // 2) + 1
+    padded = np.pad(c1, ((0, 0), (0, 0), (0, 2 * ph + 1 - h), (0, 2 * pw + 1 - w)),
+                    constant_values=-np.inf)
+    pool = sliding_window_view(padded, (3, 3), axis=(2, 3))[:, :, ::2, ::2].max(axis=(4, 5))
+    c2 = conv(pool, *p["conv2"], 0)
+    return c2.mean(axis=(2, 3)) @ p["fc"][0].T + p["fc"][1]
 
 
 def test_constructor_forms_phase_and_onnx_files(tiny_files, tmp_path, monkeypatch):
