@@ -133,6 +133,9 @@ class Blob(_BlobBase):
 
     @property
     def data(self) -> np.ndarray:
+        pending = self._net._pending_blob(self.name)
+        if pending is not None:
+            return pending
         return self._net._engine.blobs[self._net._current[self.name]].data
 
     @data.setter
@@ -151,6 +154,9 @@ class Blob(_BlobBase):
 
     @property
     def shape(self):
+        pending = self._net._pending_blob(self.name)
+        if pending is not None:
+            return pending.shape
         return tuple(self._net._engine.blobs[self._net._current[self.name]].shape)
 
     def reshape(self, *shape):
@@ -169,6 +175,7 @@ class Blob(_BlobBase):
             if self._net._source is None:
                 raise
             self._net._reconvert({self.name: shape})
+        self._net._reshaped()
 
     def __repr__(self):
         return f"<caffe_port.pycaffe Blob {self.name!r} {self.shape}>"
@@ -229,7 +236,8 @@ class Net:
     Net(prototxt, phase) / Net(prototxt, caffemodel, phase) / Net(prototxt, phase, weights=...)
     / Net(model.onnx). ``phase`` is caffe.TEST (1) or caffe.TRAIN (0); both run the network
     with inference semantics (TRAIN warns once). ``level`` and ``stages`` select layers by their
-    include/exclude rules, as in Caffe.
+    include/exclude rules, as in Caffe. ``device`` ("cpu", "cuda", "auto"), a caffe_port
+    addition, overrides the caffe.set_mode_* choice for this net.
     """
 
     def __init__(self, network_file, *args, weights=None, phase=None, level=0, stages=None,
@@ -240,8 +248,9 @@ class Net:
         model = _load(network_file, weights, phase, level, stages)
         meta = _metadata(model)
         # a prototxt can be converted again when an input changes shape (see Blob.reshape)
-        self._source = (network_file, level, stages) if isinstance(network_file, (str, os.PathLike)) \
-            and meta is not None and not str(network_file).lower().endswith(".onnx") else None
+        from_prototxt = isinstance(network_file, (str, os.PathLike)) and meta is not None \
+            and not os.fspath(network_file).lower().endswith(".onnx")
+        self._source = (network_file, level, stages) if from_prototxt else None
         self._engine = Engine(model, device=device or _engine_device(), keep="all")
         del model
         if meta is not None:
@@ -261,9 +270,10 @@ class Net:
         self._derived_snapshots = {}    # layer -> copies of its params, to refresh derived ones
         self._handed_out = set()        # param tensors whose arrays the user may hold
         self._forward_all_inputs = None
+        self._pending = None            # after an input reshape, until the next forward
         self._warned = set()
         self.blobs = _Names(((b, Blob(self, b)) for b in versions), "blob")
-        self._collect_params(meta, network_file)
+        self._collect_params(network_file)
         self.params = _Names(((layer.name, layer.blobs) for layer in layers if layer.blobs),
                              "layer with parameters")
         self.layer_dict = _Names(((layer.name, layer) for layer in layers), "layer")
@@ -335,6 +345,7 @@ class Net:
             for tensor, value in feeds.items():
                 self._engine.blobs[tensor].reshape(*value.shape)
                 self._engine.blobs[tensor].data[...] = value
+        self._pending = None
         for name in kwargs:
             self._current[name] = self._input_tensor[name]
         for blob, chain in self._versions.items():
@@ -393,7 +404,8 @@ class Net:
         consumed = {i for node in walked for i in node.inputs if i}
         dangling = [o for node in walked for o in node.outputs if o and o not in consumed]
         inject, lost = {}, []
-        for blob, buffer in self._diff_buffers.items():
+        for blob in list(self._diff_buffers):
+            buffer = self._diff_buffer(blob)       # a reshaped blob starts from zeros
             if not np.any(buffer):
                 continue
             # the buffer is the top diff of the highest walked layer that writes this blob
@@ -511,6 +523,24 @@ class Net:
         """Propagate the input blobs' shapes through the net (after ``blobs[...].reshape``)."""
         self._engine.reshape()
 
+    def _reshaped(self):
+        """An input changed shape: until the next forward, the other blobs show the shapes it
+        implies (zeros, as freshly reshaped Caffe blobs), not the last forward's arrays."""
+        shapes = self._engine.graph.shapes({self._input_tensor[b]: self.blobs[b].shape
+                                            for b in self.inputs})
+        self._pending = ({b: shapes.get(chain[-1][0]) for b, chain in self._versions.items()
+                          if b not in self.inputs}, {})
+
+    def _pending_blob(self, blob):
+        if self._pending is None or blob in self.inputs:
+            return None
+        shapes, arrays = self._pending
+        if shapes.get(blob) is None:
+            return None
+        if blob not in arrays:
+            arrays[blob] = np.zeros(shapes[blob], dtype=np.float32)
+        return arrays[blob]
+
     # -- diffs --
 
     def _diff_buffer(self, blob):
@@ -531,7 +561,7 @@ class Net:
 
     # -- params (net surgery) -------------------------------------------------------------------
 
-    def _collect_params(self, meta, network_file):
+    def _collect_params(self, network_file):
         constants = self._engine.graph.constants
         for k, layer in enumerate(self._layers):
             for i, tensor in enumerate(layer.param_names):

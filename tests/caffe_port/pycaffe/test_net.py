@@ -267,13 +267,16 @@ def test_backward_all_and_forward_backward_all_match_single_passes(tiny, tiny_fi
 
 def test_reshape_then_forward(tiny, x):
     net = tiny
+    net.forward(data=x)
+    net.blobs["fc8"].diff[...] = 1                 # a (2, 5) diff, stale after the reshape
     net.blobs["data"].reshape(1, 3, 8, 7)
     net.reshape()
     assert net.blobs["prob"].shape == (1, 5) and net.blobs["conv1"].shape == (1, 4, 8, 7)
     net.blobs["data"].data[...] = x[:1]
     out = net.forward()
     assert out["prob"].shape == (1, 5)
-    assert net.blobs["fc8"].diff.shape == (1, 5)
+    assert net.blobs["fc8"].diff.shape == (1, 5) and not np.any(net.blobs["fc8"].diff)
+    assert net.backward(start="fc8")["data"].shape == (1, 3, 8, 7)
     with pytest.raises(ShapeError, match="param 0 of layer 'fc8' from \\(5, 64\\) to \\(5, 80\\)"):
         net.blobs["data"].reshape(1, 3, 9, 7)     # fc8's input grows, as Caffe refuses too
     with pytest.raises(BlobError, match="only input blobs"):
