@@ -213,17 +213,35 @@ def write_png(path, picture, force=False) -> str:
         p = p[..., [2, 1, 0, 3][:p.shape[2]]]                           # RGB(A) → BGR(A)
     if os.path.exists(path) and not force:
         raise InputError(f"{path} exists; pass force=True to overwrite it")
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"{path}: directory {directory} does not exist")
     ok, encoded = cv2.imencode(".png", np.ascontiguousarray(p))
     if not ok:
         raise InputError(f"{path}: OpenCV could not encode the picture as PNG")
-    fd, temp = tempfile.mkstemp(prefix=".caffe_port-", suffix=".png.tmp", dir=directory)
+    return write_bytes(path, encoded.tobytes(), force)
+
+
+def write_npy(path, array, force=False) -> str:
+    """Write an array as a .npy file, atomically and never over an existing file unless ``force``."""
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(array), allow_pickle=False)
+    return write_bytes(os.fspath(path), buffer.getvalue(), force)
+
+
+def write_bytes(path, data: bytes, force=False) -> str:
+    """The file ``path`` holds ``data`` afterwards, or is untouched: the bytes go to a temporary
+    file in the same directory, which then takes the name in one step — a reader sees no file, the
+    old file or the whole new one. An existing file is kept unless ``force`` (InputError naming it)."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not force:
+        raise InputError(f"{path} exists; pass force=True to overwrite it")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"{path}: directory {directory} does not exist")
+    fd, temp = tempfile.mkstemp(prefix=".caffe_port-", suffix=".tmp", dir=directory)
     try:
         os.chmod(temp, _file_mode())
         with os.fdopen(fd, "wb") as out:
-            out.write(encoded.tobytes())
+            out.write(data)
             out.flush()
             os.fsync(out.fileno())
         if force:
