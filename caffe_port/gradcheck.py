@@ -263,10 +263,12 @@ def gradcheck(net_or_model, *, layer=None, rule="backprop", points=16, seed=0, i
         for it; other models have their image input's H and W changed, which works for fully
         convolutional nets and those ending in a global pooling).
     data: an input batch (N, C, H, W) to take the blobs' shapes and scales from; default
-        ``batch`` images of N(0, 1) noise.
+        ``batch`` images of N(0, 1) noise. A Net given at its own size is run forward on that
+        batch (its blobs change); otherwise a Net of its own is built (device "cpu", keep "all").
     points: finite-difference points per layer input: half drawn uniformly, half among the
         elements where the backward's diff is non-zero (a max pool's few winners, an open gate),
-        so that neither what a wrong backward routes nor what it drops goes unseen.
+        so that neither what a wrong backward routes nor what it drops goes unseen. The table's
+        points column counts comparisons: sampled elements × ``k``, over the layer's inputs.
     k: the number of stacked random top diffs (the K axis of the kernel contract).
     backward_overrides: {op type or layer name: backward function} replacing the registered
         kernel's backward, e.g. to see a wrong one caught.
