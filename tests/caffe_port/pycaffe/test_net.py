@@ -247,17 +247,21 @@ def test_forward_all_batches_with_a_padded_last_batch(tiny, x):
 
 
 def test_backward_all_and_forward_backward_all_match_single_passes(tiny, tiny_files):
+    """Batch size 2, three items: a full batch, then one padded with zeros."""
     net = tiny
     images = RNG.standard_normal((3, 3, 8, 7)).astype(np.float32)
     diffs = RNG.standard_normal((3, 5)).astype(np.float32)
+    single = caffe.Net(*tiny_files, caffe.TEST)
     expected = []
     for n in range(3):
-        net.forward(data=images[n:n + 1])
-        expected.append(net.backward(fc8=diffs[n:n + 1])["data"][0].copy())
+        single.forward(data=images[n:n + 1])
+        expected.append(single.backward(fc8=diffs[n:n + 1])["data"][0].copy())
+    assert net.blobs["data"].shape[0] == 2
     net.forward_all(data=images)
     grads = net.backward_all(fc8=diffs)
     assert grads["data"].shape == (3, 3, 8, 7)
     np.testing.assert_allclose(grads["data"], expected, rtol=1e-5, atol=1e-7)
+    assert net.blobs["fc8"].diff.shape == (2, 5) and not np.any(net.blobs["fc8"].diff[1])
     outs, both = net.forward_backward_all(data=images, fc8=diffs, blobs=["fc8"])
     assert outs["prob"].shape == (3, 5) and outs["fc8"].shape == (3, 5)
     np.testing.assert_allclose(both["data"], expected, rtol=1e-5, atol=1e-7)
