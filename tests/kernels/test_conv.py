@@ -117,8 +117,9 @@ def test_float32_backward_matches_float64(name, x_shape, w_shape, attrs, bias):
                       full_attrs(attrs, b32, y, propagate_down=pd))
     for a32, a64 in zip(d32, d64):
         assert a32.dtype == np.float32
-        # float32 rounding of sums of at most a few hundred O(1) products: 1e-5 of the largest entry.
-        np.testing.assert_allclose(a32, a64, rtol=0, atol=1e-5 * np.abs(a64).max())
+        # float32 rounding of sums of at most ~100 O(1) products: 2e-6 of the largest entry
+        # (float32 eps 1.2e-7; measured at most 2.7e-7).
+        np.testing.assert_allclose(a32, a64, rtol=0, atol=2e-6 * np.abs(a64).max())
 
 
 @pytest.mark.parametrize("budget_rows", [1, 3, "images"])
