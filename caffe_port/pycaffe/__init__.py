@@ -43,9 +43,9 @@ def set_device(device_id):
     _mode["gpu_id"] = int(device_id)
     if int(device_id) != 0:
         from caffe_port.pycaffe._net import _warn_once
-        _warn_once("set_device", f"caffe.set_device({int(device_id)}): caffe_port runs on the first "
-                   f"visible CUDA device; set CUDA_VISIBLE_DEVICES={int(device_id)} before starting "
-                   "Python to use that GPU", stacklevel=2)
+        _warn_once("set_device", f"caffe.set_device({int(device_id)}): caffe_port runs on the "
+                   f"first visible CUDA device; set CUDA_VISIBLE_DEVICES={int(device_id)} before "
+                   "starting Python to use that GPU", stacklevel=2)
 
 
 def _engine_device():

@@ -95,7 +95,7 @@ def _metadata(model):
     return None
 
 
-# --- blobs -----------------------------------------------------------------------------------------
+# --- blobs ----------------------------------------------------------------------------------------
 
 def _legacy_dim(shape, axis):
     """Caffe's Blob::LegacyShape: axes beyond the blob's read as 1."""
@@ -228,7 +228,7 @@ class _Names(OrderedDict):
         raise BlobError(f"unknown {self._what} {key!r}" + _suggest(key, list(self)))
 
 
-# --- the net ---------------------------------------------------------------------------------------
+# --- the net --------------------------------------------------------------------------------------
 
 class Net:
     """``caffe.Net``: a Caffe (or ONNX) network with pycaffe's interface.
@@ -439,10 +439,10 @@ class Net:
             return
         self._warned.add("overwritten")
         writer = self._layers[self._versions[blob][-1][1]].name
+        last = self._layers[top].name
         warnings.warn(f"the diff written into {blob!r} is overwritten by the layers above it (as "
-                      f"in Caffe, backward() starts at the last layer, {self._layers[top].name!r}); "
-                      f"to back-propagate from it, call net.backward(start={writer!r})",
-                      stacklevel=4)
+                      f"in Caffe, backward() starts at the last layer, {last!r}); to "
+                      f"back-propagate from it, call net.backward(start={writer!r})", stacklevel=4)
 
     def backward_all(self, diffs=None, start=None, end=None, **kwargs):
         """Backward N top diffs in batches of the net's batch size. Each batch is first run
@@ -666,7 +666,7 @@ def _derived_value(layer, derived, params):
     return None
 
 
-# --- construction helpers --------------------------------------------------------------------------
+# --- construction helpers -------------------------------------------------------------------------
 
 def _parse_args(args, weights, phase, level, stages):
     """pycaffe's overloads: (phase), (weights, phase), (phase, level, stages, weights)."""

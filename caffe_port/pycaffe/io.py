@@ -27,7 +27,7 @@ from caffe_port.errors import InputError, ShapeError
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
 
 
-# --- image I/O -------------------------------------------------------------------------------------
+# --- image I/O ------------------------------------------------------------------------------------
 
 def load_image(filename, color=True):
     """An image file (path, or a binary file-like object read from where it is positioned) as
@@ -88,7 +88,7 @@ def _as_float(img, where):
     raise InputError(f"cannot read image {where}: unsupported pixel type {img.dtype}")
 
 
-# --- resizing --------------------------------------------------------------------------------------
+# --- resizing -------------------------------------------------------------------------------------
 
 def resize_image(im, new_dims, interp_order=1):
     """Resize an (H, W, K) image to (new_dims[0], new_dims[1], K), float32.
@@ -198,7 +198,7 @@ def oversample(images, crop_dims):
     return crops
 
 
-# --- Transformer -----------------------------------------------------------------------------------
+# --- Transformer ----------------------------------------------------------------------------------
 
 class Transformer:
     """Prepares (H, W, K) images for input blobs of the shapes given: ``{blob: (N, C, H, W)}``."""
@@ -313,7 +313,7 @@ class Transformer:
         self.input_scale[in_] = scale
 
 
-# --- BlobProto / Datum conversion ------------------------------------------------------------------
+# --- BlobProto / Datum conversion -----------------------------------------------------------------
 
 def blobproto_to_array(blob, return_diff=False):
     """A BlobProto's data (or diff) as a float64 array in its shape: the legacy 4-D

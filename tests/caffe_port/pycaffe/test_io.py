@@ -18,7 +18,7 @@ def png_bytes(image):
     return encoded.tobytes()
 
 
-# --- load_image ------------------------------------------------------------------------------------
+# --- load_image -----------------------------------------------------------------------------------
 
 def test_load_image_rgb_from_path_is_float32_rgb_in_unit_range(tmp_path):
     rgb = RNG.integers(0, 256, (5, 7, 3), dtype=np.uint8)
@@ -111,7 +111,7 @@ def test_load_image_errors_are_one_line_input_errors(tmp_path):
         assert "\n" not in str(caught.value)
 
 
-# --- resize_image ----------------------------------------------------------------------------------
+# --- resize_image ---------------------------------------------------------------------------------
 
 def test_resize_image_bilinear_reads_zeros_beyond_the_edge_of_the_normalised_image():
     """1×2 → 1×4: samples at x = −0.25, 0.25, 0.75, 1.25 of [0, 1] (outside reads 0), then
@@ -158,7 +158,7 @@ def test_resize_image_constant_image_and_bad_order():
         caffe.io.resize_image(np.zeros((3, 4, 3)), (5, 6), interp_order=7)
 
 
-# --- oversample ------------------------------------------------------------------------------------
+# --- oversample -----------------------------------------------------------------------------------
 
 def test_oversample_gives_ten_crops_in_caffes_order():
     height, width = 7, 9
@@ -167,7 +167,8 @@ def test_oversample_gives_ten_crops_in_caffes_order():
     images = [first, first + 0.5]
     crops = caffe.io.oversample(images, (4, 5))
     assert crops.shape == (20, 4, 5, 2) and crops.dtype == np.float32
-    # top-left, top-right, bottom-left, bottom-right, centre (Caffe: trunc(3.5 − 2), trunc(4.5 − 2.5))
+    # top-left, top-right, bottom-left, bottom-right, centre (Caffe: trunc(3.5 − 2),
+    # trunc(4.5 − 2.5))
     origins = [(0, 0), (0, 4), (3, 0), (3, 4), (1, 2)]
     for n, image in enumerate(images):
         for k, (top, left) in enumerate(origins):
@@ -181,7 +182,7 @@ def test_oversample_refuses_crops_larger_than_the_image():
         caffe.io.oversample([np.zeros((4, 4, 3))], (5, 3))
 
 
-# --- Transformer -----------------------------------------------------------------------------------
+# --- Transformer ----------------------------------------------------------------------------------
 
 def configured(shape=(1, 3, 4, 5)):
     t = caffe.io.Transformer({"data": shape})
@@ -246,7 +247,7 @@ def test_transformer_rejects_settings_that_do_not_fit():
         t.set_mean("data", np.zeros(4))
 
 
-# --- BlobProto / Datum -----------------------------------------------------------------------------
+# --- BlobProto / Datum ----------------------------------------------------------------------------
 
 def test_blobproto_round_trip_and_legacy_mean_file(tmp_path):
     array = RNG.random((2, 3, 4)).astype(np.float32)

@@ -111,7 +111,8 @@ def test_seed_000_backward_with_a_label(tmp_path, monkeypatch, helpers):
     # the notebook step the post builds on: an image through the transformer
     image_path = tmp_path / "cat.png"
     cv2.imwrite(str(image_path), photo(260, 300, seed=1))
-    net.blobs['data'].data[...] = transformer.preprocess('data', caffe.io.load_image(str(image_path)))
+    image = caffe.io.load_image(str(image_path))
+    net.blobs['data'].data[...] = transformer.preprocess('data', image)
     out = net.forward()
     bw = net.backward(**{net.outputs[0]: caffeLabel})
     x = net.blobs["data"].data
