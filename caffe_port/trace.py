@@ -16,6 +16,7 @@ that the gate lets through); per blob, the mean |diff| of its final (summed) dif
     result = trace_rules(net, image, class_index=281)   # a dict; maps and the image are arrays
     trace_json(result)                                 # the numbers, JSON-able
     plot_trace(result, "trace.png")                    # the figure (matplotlib, Agg)
+    trace_picture(result)                              # the same as an (H, W, 3) uint8 array
 
 Input-gradient maps are M = max over channels of |diff at the image| (N = 1: (H, W)), divided
 by their maximum so that each lies in [0, 1].
@@ -201,6 +202,23 @@ def plot_trace(result, path, *, title=None, bgr=False, dpi=110):
     ReLU-family layer under each rule. Right: the image (min–max scaled; ``bgr`` for Caffe's
     channel order) and the three normalised input-gradient maps.
     """
+    fig = _figure(result, title, bgr)
+    directory = os.path.dirname(os.fspath(path))
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    return path
+
+
+def trace_picture(result, *, title=None, bgr=False, dpi=110) -> np.ndarray:
+    """The trace figure as an (H, W, 3) uint8 RGB array (for ``caffe_port.render.write_png``)."""
+    fig = _figure(result, title, bgr)
+    fig.set_dpi(dpi)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _figure(result, title, bgr):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -264,11 +282,7 @@ def plot_trace(result, path, *, title=None, bgr=False, dpi=110):
     fig.suptitle(title or f"{result['model']}: back-propagating class {result['class']} "
                           f"(score {result['score']:.3g}) from '{result['score_blob']}' under "
                           f"{', '.join(rules)}", fontsize=11)
-    directory = os.path.dirname(os.fspath(path))
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
-    return path
+    return fig
 
 
 def _only_blob(layers, layer):

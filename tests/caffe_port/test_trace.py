@@ -13,7 +13,7 @@ import pytest
 from caffe_port import Net
 from caffe_port.errors import BlobError, InputError
 from caffe_port.models import builders
-from caffe_port.trace import RULES, format_trace, plot_trace, trace_json, trace_rules
+from caffe_port.trace import RULES, format_trace, plot_trace, trace_json, trace_picture, trace_rules
 
 REL = 1e-6
 
@@ -138,6 +138,8 @@ def test_plot_trace_writes_a_png(caffenet, tmp_path):
     pixels = matplotlib.image.imread(path)
     assert pixels.shape[0] > 500 and pixels.shape[1] > 1000
     assert pixels[..., :3].std() > 0.05                      # not a blank canvas
+    picture = trace_picture(result)                          # the same figure as an array
+    assert picture.dtype == np.uint8 and picture.shape == pixels.shape[:2] + (3,)
 
 
 def test_plot_trace_without_matplotlib(caffenet, tmp_path, monkeypatch):
@@ -147,4 +149,6 @@ def test_plot_trace_without_matplotlib(caffenet, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)      # import matplotlib → ImportError
     with pytest.raises(InputError, match=r"matplotlib is needed .*pip install 'caffe_port\[plot\]'"):
         plot_trace(result, tmp_path / "t.png")
+    with pytest.raises(InputError, match="matplotlib is needed"):
+        trace_picture(result)
     assert not (tmp_path / "t.png").exists()
