@@ -194,15 +194,17 @@ def _class_index(class_index, scores):
 
 # --- the figure ------------------------------------------------------------------------------------
 
-def plot_trace(result, path, *, title=None, bgr=False, dpi=110):
+def plot_trace(result, path, *, title=None, bgr=False, dpi=110, percentile=99.5):
     """Write the trace figure as a PNG at ``path``; returns the path.
 
     Left, top: mean |diff| written by each layer (backward order, log scale), one line per rule,
     starting from the one-hot at the score blob. Left, bottom: the pass fraction of each
     ReLU-family layer under each rule. Right: the image (min–max scaled; ``bgr`` for Caffe's
-    channel order) and the three normalised input-gradient maps.
+    channel order) and the three normalised input-gradient maps, each shown white from its
+    ``percentile``-th percentile up (a few extreme pixels would otherwise leave the rest black;
+    100 shows the maps as they are).
     """
-    fig = _figure(result, title, bgr)
+    fig = _figure(result, title, bgr, percentile)
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
@@ -210,15 +212,15 @@ def plot_trace(result, path, *, title=None, bgr=False, dpi=110):
     return path
 
 
-def trace_picture(result, *, title=None, bgr=False, dpi=110) -> np.ndarray:
+def trace_picture(result, *, title=None, bgr=False, dpi=110, percentile=99.5) -> np.ndarray:
     """The trace figure as an (H, W, 3) uint8 RGB array (for ``caffe_port.render.write_png``)."""
-    fig = _figure(result, title, bgr)
+    fig = _figure(result, title, bgr, percentile)
     fig.set_dpi(dpi)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def _figure(result, title, bgr):
+def _figure(result, title, bgr, percentile):
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -275,8 +277,10 @@ def _figure(result, title, bgr):
             ax.imshow(_displayable(result["image"], bgr))
             ax.set_title(f"input (min–max scaled)\nclass {result['class']}", fontsize=9)
         else:
-            ax.imshow(heat, cmap="gray", vmin=0, vmax=1)
-            ax.set_title(f"{names[name]}\nmax |diff| {result['map_max'][name]:.2e}", fontsize=9,
+            top = float(np.percentile(heat, percentile)) if percentile < 100 else 1.0
+            ax.imshow(heat, cmap="gray", vmin=0, vmax=top if top > 0 else 1.0)
+            shown = f", white ≥ p{percentile:g}" if percentile < 100 else ""
+            ax.set_title(f"{names[name]}\nmax |diff| {result['map_max'][name]:.2e}{shown}", fontsize=9,
                          color=COLOURS[name])
         ax.set_axis_off()
     fig.suptitle(title or f"{result['model']}: back-propagating class {result['class']} "
