@@ -42,8 +42,8 @@ def _model_options(p, image=True):
     g.add_argument("--labels", default=None, metavar="FILE",
                    help="class names, one per line (Caffe's synset_words.txt works); default: "
                         "ImageNet's for 1000-class nets")
-    g.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where ONNX Runtime runs the forward pass (default: auto)")
+    g.add_argument("--device", default="auto", metavar="D",
+                   help="auto (CUDA when ONNX Runtime sees a GPU), cpu, cuda or cuda:N (default: auto)")
     g.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for ONNX Runtime and the backward (default: all cores)")
     if image:

@@ -177,7 +177,7 @@ class Net:
 
     model:   path to .onnx / .prototxt, bytes, an onnx.ModelProto, or "efficientnet-lite0"
     weights: the .caffemodel when ``model`` is a Caffe prototxt
-    device:  "auto" (CUDA when ONNX Runtime sees a GPU), "cpu" or "cuda"
+    device:  "auto" (CUDA when ONNX Runtime sees a GPU), "cpu", "cuda" or "cuda:N"
     keep:    "backward" keeps only the blobs the backward reads (others are recomputed on access);
              "all" keeps every blob's data and diff, as Caffe does
     threads: ONNX Runtime and Numba thread count (default: all cores)
@@ -421,6 +421,11 @@ class Net:
         if name not in self.inputs:
             raise BlobError(f"only input blobs can be reshaped, and {name!r} is not one")
         self._data[name] = check_feed(self.graph, name, np.zeros(shape, dtype=self.graph.input_dtype(name)))
+        # as Caffe reallocates: every other blob's data and diff belong to the old shape
+        self._data = {k: v for k, v in self._data.items() if k in self.inputs}
+        self._diffs.clear()
+        self._unkept_diffs.clear()
+        self._feeds = None
         self._update_shapes()
 
     def reshape(self):

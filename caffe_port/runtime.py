@@ -49,16 +49,25 @@ def cuda_available() -> bool:
 
 
 def resolve_device(device: str) -> str:
-    if device not in DEVICES:
-        raise DeviceError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if device == "auto":
+    """"auto" | "cpu" | "cuda" | "cuda:N" → the device to use ("cpu" or "cuda:N" … as given)."""
+    kind, _, index = str(device).partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise DeviceError(f"unknown device {device!r}; choose one of auto, cpu, cuda, cuda:N")
+    if kind == "auto":
         return "cuda" if cuda_available() else "cpu"
-    if device == "cuda" and not cuda_available():
-        why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-               if "CUDAExecutionProvider" not in _ort().get_available_providers()
-               else "no CUDA device is visible to the driver")
-        raise DeviceError(f"device 'cuda' was asked for but {why}; use device='cpu'")
+    if kind == "cuda":
+        if not cuda_available():
+            why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+                   if "CUDAExecutionProvider" not in _ort().get_available_providers()
+                   else "no CUDA device is visible to the driver")
+            raise DeviceError(f"device {device!r} was asked for but {why}; use device='cpu'")
+        if index and int(index) >= cuda_device_count():
+            raise DeviceError(f"device {device!r}: only {cuda_device_count()} CUDA device(s) visible")
     return device
+
+
+def device_index(device: str) -> int:
+    return int(device.partition(":")[2] or 0)
 
 
 class Runtime:
@@ -125,19 +134,20 @@ class Runtime:
         if names:
             so.add_external_initializers(names, values)
         providers = ["CPUExecutionProvider"]
-        if self.device == "cuda":
+        if self.device.startswith("cuda"):
             if hasattr(ort, "preload_dlls"):
                 try:
                     ort.preload_dlls()
                 except Exception:
                     pass
-            providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+            providers = [("CUDAExecutionProvider", {"device_id": device_index(self.device)}),
+                         "CPUExecutionProvider"]
         model = self._session_model(key[0], start, end, inputs)
         try:
             sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
         except Exception as e:
             raise ModelError(f"ONNX Runtime cannot load this model: {_first_line(e)}") from None
-        if self.device == "cuda" and "CUDAExecutionProvider" not in sess.get_providers():
+        if self.device.startswith("cuda") and "CUDAExecutionProvider" not in sess.get_providers():
             raise DeviceError("ONNX Runtime could not start its CUDA provider (CUDA 12/13 and cuDNN 9 "
                               "libraries are needed: pip install 'onnxruntime-gpu[cuda,cudnn]')")
         self._sessions[key] = sess

@@ -245,3 +245,27 @@ def test_debug_info_trace_equals_blob_statistics(x, caplog):
     assert relu["pass_fraction"] == pytest.approx(np.count_nonzero(bottom) / np.count_nonzero(top))
     assert "[Forward] Layer conv1, top blob conv1 data:" in caplog.text
     assert "[Backward] Layer relu1, bottom blob conv1 diff:" in caplog.text
+
+
+def test_device_choices_fail_clearly():
+    from caffe_port.errors import DeviceError
+    from caffe_port.runtime import cuda_available
+    with pytest.raises(DeviceError, match="unknown device 'gpu'"):
+        Net(small_classifier(), device="gpu")
+    with pytest.raises(DeviceError, match="unknown device 'cuda:x'"):
+        Net(small_classifier(), device="cuda:x")
+    if not cuda_available():
+        with pytest.raises(DeviceError, match="device='cpu'"):
+            Net(small_classifier(), device="cuda")
+    assert Net(small_classifier(), device="auto").device in ("cpu", "cuda")
+
+
+def test_reshaping_the_input_reallocates_like_caffe(x):
+    net = Net(small_classifier(), device="cpu")
+    net.forward(data=x)
+    net.blobs["data"].reshape(1, 3, 8, 7)
+    assert net.blobs["conv1"].shape == (1, 4, 8, 7)
+    assert not np.any(net.blobs["conv1"].data)
+    net.blobs["data"].data[...] = x[:1]
+    out = net.forward()["prob"]
+    assert out.shape == (1, 5)
