@@ -196,7 +196,9 @@ class Outputs:
     def npy(self, name, array):
         self.items.append(("npy", os.path.join(self.directory, name + ".npy"), array))
 
-    def write(self):
+    def write(self, stream=None):
+        """Write every file (paths printed on ``stream``, stdout by default: stderr when stdout
+        carries JSON)."""
         from caffe_port.errors import InputError
         from caffe_port.render import write_npy, write_png
         _ensure_out(self.directory)
@@ -207,7 +209,7 @@ class Outputs:
                 raise InputError(f"{existing[0]} exists{more}; pass --force to overwrite")
         for kind, path, value in self.items:
             (write_png if kind == "png" else write_npy)(path, value, force=self.force)
-            print(path)
+            print(path, file=stream or sys.stdout)
 
 
 # --- commands ---------------------------------------------------------------------------------------
@@ -334,14 +336,7 @@ def cmd_localize(args):
             picture = render.draw_box(photo, r.box, label=_short_name(r.class_name))
             outputs.png(f"{stem}_localize_c{r.class_index}", picture)
             outputs.png(f"{stem}_localize_c{r.class_index}_mask", (r.mask * 255).astype("uint8"))
-        if args.json:
-            sys.stdout = sys.stderr       # file names go to stderr when stdout carries the JSON
-            try:
-                outputs.write()
-            finally:
-                sys.stdout = sys.__stdout__
-        else:
-            outputs.write()
+        outputs.write(sys.stderr if args.json else None)
     if args.json:
         print(json.dumps({"boxes": boxes}))
     else:
@@ -493,6 +488,27 @@ def cmd_info(args):
     return 0
 
 
+def cmd_gradcheck(args):
+    from caffe_port.gradcheck import gradcheck
+    report = gradcheck(args.model, layer=args.layer, rule=args.rule, points=args.points,
+                       input_size=args.size, weights=args.weights)
+    print(json.dumps(report.as_dict()) if args.json else report)
+    return 0 if report.ok else 1
+
+
+def cmd_trace(args):
+    from caffe_port.trace import format_trace, trace_json, trace_picture, trace_rules
+    loaded = Loaded(args)
+    data = loaded.preset.preprocess(_load_photo(args.image))
+    result = trace_rules(loaded.net, data[0], class_index=_target(args), score_blob=args.score_blob)
+    outputs = Outputs(args.out, args.force)
+    outputs.png(f"{_stem(args.image)}_trace",
+                trace_picture(result, bgr=loaded.preset.channel_order == "BGR"))
+    outputs.write(sys.stderr if args.json else None)
+    print(json.dumps(trace_json(result)) if args.json else format_trace(result))
+    return 0
+
+
 def cmd_convert(args):
     import tempfile
     import onnx
@@ -615,6 +631,34 @@ def build_parser():
     _model_options(p, image=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("gradcheck", help="check every layer's backward against finite differences",
+                       description="Caffe's GradientChecker for a whole model: every layer's backward "
+                                   "on the model's real shapes (float64, random data, real weights) "
+                                   "against central finite differences, kinks skipped; for the "
+                                   "deconvnet/guided rules the ReLU layers are checked against their "
+                                   "formulas. Exit status 1 when a layer fails.")
+    p.add_argument("model", help="an .onnx file, a deploy.prototxt (with --weights), "
+                                 f"'{EMBEDDED}', or a builder name such as vgg16")
+    p.add_argument("--weights", default=None, metavar="W", help="the .caffemodel of a prototxt")
+    p.add_argument("--layer", default=None, help="check only this layer")
+    p.add_argument("--rule", default="backprop", choices=("backprop", "deconvnet", "guided"))
+    p.add_argument("--points", type=int, default=16, help="sampled points per layer (default 16)")
+    p.add_argument("--size", type=int, default=None, metavar="S",
+                   help="run at S×S input to make it fast (e.g. 32 for VGG16)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gradcheck)
+
+    p = sub.add_parser("trace", help="how the diff flows to the image under the three rules",
+                       description="Caffe's debug_info for the three ReLU rules on one image: mean "
+                                   "|diff| per layer (log scale) and the pass fraction at each ReLU, "
+                                   "beside the three input maps; one PNG, plus the numbers.")
+    p.add_argument("image")
+    _model_options(p)
+    p.add_argument("--class", dest="target", default=None, metavar="C")
+    _output_options(p)
+    p.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    p.set_defaults(func=cmd_trace)
 
     p = sub.add_parser("convert", help="Caffe deploy.prototxt + .caffemodel -> ONNX",
                        description="Convert a Caffe model to ONNX (Caffe's pooling arithmetic, in-place "
