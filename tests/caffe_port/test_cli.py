@@ -153,4 +153,5 @@ def test_trace_command_writes_its_png(capsys, tmp_path, small_onnx, photo):
     assert code == 0, err
     assert (tmp_path / "photo_trace.png").exists()
     result = json.loads(out)
-    assert result
+    assert result["rules"] == ["backprop", "deconvnet", "guided"]
+    assert result["map_shape"] == [67, 67] and result["layers"]
