@@ -84,6 +84,12 @@ MESSAGES = {
         ("optional int32 height", 3, 0), ("optional int32 width", 4, 0),
     ],
     "BlobProtoVector": [("repeated BlobProto blobs", 1)],
+    # one image of an LMDB/LevelDB data set (caffe.io.array_to_datum / datum_to_array)
+    "Datum": [
+        ("optional int32 channels", 1), ("optional int32 height", 2), ("optional int32 width", 3),
+        ("optional bytes data", 4), ("optional int32 label", 5), ("repeated float float_data", 6),
+        ("optional bool encoded", 7, False),
+    ],
     "FillerParameter": [
         ("optional string type", 1, "constant"), ("optional float value", 2, 0.0),
         ("optional float min", 3, 0.0), ("optional float max", 4, 1.0),
