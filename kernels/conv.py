@@ -31,7 +31,10 @@ from caffe_port.errors import ModelError
 
 from ._jit import jit, pjit, prange
 
-COLUMN_BUDGET = 64 << 20   # bytes of column buffer held at once
+# Bytes of column buffer held at once. Small enough that a chunk stays in cache between the
+# matmul that writes it and the col2im that reads it: of 2–64 MiB, 8 MiB was fastest over the
+# VGG16 layers (conv1_2 backward 21 ms at 8 MiB, 32 ms at 64 MiB, on 2 cores).
+COLUMN_BUDGET = 8 << 20
 
 
 # --- geometry: every convolution as a 3-D one -------------------------------------------------------
