@@ -4,7 +4,16 @@ Accepted: a path to an ``.onnx`` file, the bytes of one, an ``onnx.ModelProto``,
 ``deploy.prototxt`` (with its ``.caffemodel``), or the name of an embedded model
 ("efficientnet-lite0"). Normalisation makes real-world files usable as they are:
 
-* opsets below 7 (which ONNX Runtime does not run) are upgraded with ONNX's version converter;
+* opsets below 7 (which ONNX Runtime does not run) are upgraded with ONNX's version converter,
+  in two steps around the one change it gets wrong: to opset 6 first (consumed_inputs, is_test,
+  Reshape's shape attribute, Concat's default axis), then the legacy ``broadcast``/``axis``
+  attributes of Add, Mul, … are rewritten here (the converter's 6→7 adapter unsqueezes B at
+  the wrong axes unless ``axis`` is 0, and needs shapes that opset-1 schemas cannot infer), then
+  to opset 7; Gemm fed a (N, C, H, W) map, as Caffe2's opset-3 exports of FC layers do, gets the
+  Flatten(axis=1) that Caffe2's FC did implicitly;
+* BatchNormalization with ``spatial=0`` but per-channel (C,) parameters, as MXNet's exporter
+  wrote it, gets ``spatial=1``: the only reading under which those parameters fit (ONNX Runtime
+  refuses the file as it is);
 * IR-3 files list their initializers among the graph inputs: those become plain constants;
 * constant subgraphs (Constant, ConstantOfShape, Unsqueeze/Reshape/Cast/Concat… of constants)
   are folded into initializers, so weights built that way look like any other weight;
@@ -19,13 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from caffe_port.errors import ModelError
 from caffe_port.onnx_util import MAX_IR_VERSION
 
 EMBEDDED = ("efficientnet-lite0",)
 MIN_OPSET = 7
+LEGACY_BROADCAST_OPSET = 6     # the last opset with broadcast/axis attributes, and with inference for them
+LEGACY_BROADCAST_OPS = {"Add", "Sub", "Mul", "Div", "Pow", "And", "Or", "Xor", "Equal", "Greater", "Less"}
 NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
 
@@ -83,9 +94,11 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     model = _copy(model)
+    # first, so that the converter sees every initializer even where an IR-3 file forgot to list one
+    _initializers_are_not_inputs(model)
     if default_opset(model) < MIN_OPSET:
         model = _upgrade(model)
-    _initializers_are_not_inputs(model)
+    _per_channel_batchnorm(model)
     _fold_constants(model)
     if model.ir_version > MAX_IR_VERSION or model.ir_version < 3:
         model.ir_version = max(3, min(model.ir_version, MAX_IR_VERSION))
@@ -101,21 +114,150 @@ def _copy(model):
 def _upgrade(model):
     from onnx import version_converter
     before = default_opset(model)
+    # the converter's adapters want every dimension fixed: symbolic ones are pinned to 1 for it and
+    # the graph's declarations restored afterwards (its value_info, inferred with the pins, goes)
+    declared = {vi.name: _copy_value_info(vi) for vi in list(model.graph.input) + list(model.graph.output)}
+    _pin_symbolic_dims(model)
     try:
-        upgraded = version_converter.convert_version(model, MIN_OPSET)
+        if before < LEGACY_BROADCAST_OPSET:
+            model = version_converter.convert_version(model, LEGACY_BROADCAST_OPSET)
+        _legacy_layouts(model)
+        model = version_converter.convert_version(model, MIN_OPSET)
+    except ModelError:
+        raise
     except Exception as e:
         raise ModelError(f"the model uses opset {before}, older than ONNX Runtime runs, and ONNX's "
                          f"version converter could not upgrade it: {str(e).splitlines()[0]}") from None
-    return upgraded
+    for vi in list(model.graph.input) + list(model.graph.output):
+        if vi.name in declared:
+            vi.CopyFrom(declared[vi.name])
+    del model.graph.value_info[:]
+    return model
+
+
+def _copy_value_info(vi):
+    copy = onnx.ValueInfoProto()
+    copy.CopyFrom(vi)
+    return copy
+
+
+def _pin_symbolic_dims(model):
+    graph = model.graph
+    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
+        if vi.type.HasField("tensor_type") and vi.type.tensor_type.HasField("shape"):
+            for d in vi.type.tensor_type.shape.dim:
+                if not d.HasField("dim_value"):
+                    d.dim_value = 1
+
+
+def _legacy_layouts(model):
+    """Opset-6 rewrites that need tensor ranks, which ONNX's converter gets wrong or cannot get."""
+    _flatten_gemm_inputs(model)
+    _legacy_broadcast(model)
+
+
+def _flatten_gemm_inputs(model):
+    """Caffe2's FC flattens its input at axis 1 itself, and its opset-3 exports hand Gemm the
+    (N, C, H, W) map as it is; Gemm wants (N, C·H·W): a Flatten(axis=1) goes in between."""
+    gemms = [n for n in model.graph.node if n.op_type == "Gemm" and n.domain in ("", "ai.onnx")]
+    if not gemms:
+        return
+    ranks = _ranks(model)
+    nodes = []
+    for node in model.graph.node:
+        if node in gemms and ranks.get(node.input[0], 2) > 2:
+            flat = f"{node.input[0]}_flattened_for_{node.output[0]}"
+            nodes.append(helper.make_node("Flatten", [node.input[0]], [flat], axis=1))
+            node = _copy_node(node)
+            node.input[0] = flat
+        nodes.append(_copy_node(node))
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+
+
+def _legacy_broadcast(model):
+    """Opsets 1–6: ``broadcast=1`` lets B (shape s, rank k) stand for a tensor of A's rank r, aligned
+    at ``axis`` (default r − k, numpy's trailing alignment). From opset 7 broadcasting is numpy's,
+    so B becomes Unsqueeze(B, axes = k … r − axis − 1), of shape s + (1,)·(r − axis − k); the
+    attributes go. (Caffe's Scale and Bias layers, per channel: axis 1, s = (C,) → (C, 1, 1).)
+    The Unsqueeze of a constant is folded later, like any constant subgraph."""
+    ranks = None
+    new_nodes = []
+    for node in model.graph.node:
+        node = _copy_node(node)
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if node.op_type in LEGACY_BROADCAST_OPS and node.domain in ("", "ai.onnx") and \
+                attrs.get("broadcast", 0) and "axis" in attrs and len(node.input) == 2:
+            if ranks is None:
+                ranks = _ranks(model)
+            a, b = node.input
+            where = f"node {node.name or node.output[0]!r} ({node.op_type}, broadcast=1, axis={attrs['axis']})"
+            if a not in ranks or b not in ranks:
+                raise ModelError(f"{where}: cannot upgrade its legacy broadcast, the rank of "
+                                 f"{a if a not in ranks else b!r} is unknown")
+            rank_a, rank_b = ranks[a], ranks[b]
+            axis = attrs["axis"] + rank_a if attrs["axis"] < 0 else attrs["axis"]
+            if not 0 <= axis <= rank_a - rank_b:
+                raise ModelError(f"{where}: B of rank {rank_b} does not fit A of rank {rank_a} at that axis")
+            if axis < rank_a - rank_b:
+                aligned = f"{b}_unsqueezed_for_{node.output[0]}"
+                new_nodes.append(helper.make_node("Unsqueeze", [b], [aligned],
+                                                  axes=list(range(rank_b, rank_a - axis))))
+                node.input[1] = aligned
+        if node.op_type in LEGACY_BROADCAST_OPS:
+            kept = [at for at in node.attribute if at.name not in ("broadcast", "axis")]
+            del node.attribute[:]
+            node.attribute.extend(kept)
+        new_nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes)
+
+
+def _copy_node(node):
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    return copy
+
+
+def _ranks(model):
+    """Tensor name → rank, from ONNX shape inference on the graph without its weights (opset 6
+    schemas infer what these nets use; a node they cannot infer leaves its outputs out)."""
+    from caffe_port.graph import skeleton
+    light = skeleton(model, None)
+    light.ir_version = max(light.ir_version, 4)   # IR 3 would ignore initializers that are not inputs
+    inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False)
+    ranks = {t.name: len(t.dims) for t in model.graph.initializer}
+    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        tensor_type = vi.type.tensor_type
+        if vi.type.HasField("tensor_type") and tensor_type.HasField("shape"):
+            ranks.setdefault(vi.name, len(tensor_type.shape.dim))
+    return ranks
+
+
+def _per_channel_batchnorm(model):
+    """spatial=0 (opsets < 9) means one statistic per activation, parameters of shape (C, D1, …);
+    MXNet's exporter wrote spatial=0 with (C,) parameters, which only the per-channel reading fits
+    (for (N, C) inputs both readings agree)."""
+    if default_opset(model) >= 9:
+        return
+    dims = {t.name: len(t.dims) for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization" or node.domain not in ("", "ai.onnx"):
+            continue
+        for a in node.attribute:
+            if a.name == "spatial" and a.i == 0 and all(dims.get(p) == 1 for p in node.input[1:5]):
+                a.i = 1
 
 
 def _initializers_are_not_inputs(model):
-    """IR < 4 lists every initializer as a graph input too; they are constants, not inputs."""
+    """IR < 4 lists every initializer as a graph input too; they are constants, not inputs. Without
+    the listing the file is IR 4 (under IR 3, shape inference ignores unlisted initializers)."""
     names = {t.name for t in model.graph.initializer}
     keep = [i for i in model.graph.input if i.name not in names]
     if len(keep) != len(model.graph.input):
         del model.graph.input[:]
         model.graph.input.extend(keep)
+    model.ir_version = max(model.ir_version, 4)
 
 
 def _fold_constants(model):
