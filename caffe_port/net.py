@@ -192,6 +192,8 @@ class Net:
             raise InputError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
         self.graph = Graph(load_model(model, weights))
         self.graph.check_supported()
+        from caffe_port.kernels._jit import announce_compilation
+        announce_compilation()
         self.runtime = Runtime(self.graph, device, threads)
         self.device = self.runtime.device
         self.threads = threads

@@ -17,3 +17,30 @@ import numba  # noqa: E402
 jit = numba.njit(cache=True, nogil=True)            # serial loops: small or inherently sequential work
 pjit = numba.njit(cache=True, nogil=True, parallel=True)  # outer loop is numba.prange over independent rows
 prange = numba.prange
+
+_listener = None
+
+
+def announce_compilation(stream=None):
+    """Print one line the first time this process compiles a kernel (a cold Numba cache takes
+    seconds; a warm one loads in milliseconds and prints nothing)."""
+    global _listener
+    if _listener is not None:
+        return
+    import sys
+    from numba.core import event
+
+    class Notice(event.Listener):
+        said = False
+
+        def on_start(self, ev):
+            if not self.said:
+                self.said = True
+                print("caffe_port: compiling backward kernels for this machine "
+                      "(first run only; cached for later runs)…", file=stream or sys.stderr, flush=True)
+
+        def on_end(self, ev):
+            pass
+
+    _listener = Notice()
+    event.register("numba:compile", _listener)

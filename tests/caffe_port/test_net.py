@@ -269,3 +269,22 @@ def test_reshaping_the_input_reallocates_like_caffe(x):
     net.blobs["data"].data[...] = x[:1]
     out = net.forward()["prob"]
     assert out.shape == (1, 5)
+
+
+def test_first_compilation_is_announced_once(tmp_path):
+    """A cold Numba cache prints one line on stderr; a warm one prints nothing."""
+    import subprocess
+    import sys
+    script = ("import numpy as np\n"
+              "from caffe_port.kernels._jit import announce_compilation\n"
+              "from caffe_port.kernels.relu import relu_backward\n"
+              "announce_compilation()\n"
+              "x = np.ones((2, 3), np.float32)\n"
+              "relu_backward([x[None]], [x], [x], {})\n"
+              "relu_backward([x[None].astype(np.float64)], [x], [x], {})\n")
+    env = dict(__import__("os").environ, NUMBA_CACHE_DIR=str(tmp_path))
+    cold = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    warm = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert cold.returncode == 0 and warm.returncode == 0, cold.stderr + warm.stderr
+    assert cold.stderr.count("compiling backward kernels") == 1
+    assert "compiling" not in warm.stderr
