@@ -242,6 +242,7 @@ class Net:
             feeds[name] = check_feed(self.graph, name, self._data[name])
         self._check_params()
         self._update_shapes({k: v.shape for k, v in feeds.items()})
+        self._check_memory(stack=0)
         extra = [b for b in (blobs or []) if self._known(b)]
         start_idx = self.graph.resolve_node(start).index if start is not None else 0
         end_idx = self.graph.resolve_node(end).index if end is not None else len(self.graph.nodes) - 1
@@ -329,6 +330,7 @@ class Net:
         injected = {name: self._as_stack(name, d, k) for name, d in injected.items()}
 
         keep = set(self.inputs) | set(diffs) | (self._blob_set if self.keep == "all" else set())
+        self._check_memory(stack=k)
         data = self._backward_data(nodes)
         observer = None
         if self.debug_info:
@@ -453,6 +455,30 @@ class Net:
         self._unkept_diffs.discard(name)
         self._last_results.discard(name)
 
+    # --- memory ----------------------------------------------------------------------------------
+
+    def memory_estimate(self, stack=1):
+        """Bytes a pass needs beyond the loaded model, from the graph's shapes: the kept blobs,
+        plus (forward) ORT's two largest live tensors, or (backward, ``stack`` = K diffs) a top
+        diff, a bottom diff and an accumulator of the largest blob per stacked diff."""
+        sizes = {name: 4 * int(np.prod(shape)) for name, shape in self._shapes.items()
+                 if shape is not None and name in self.graph.differentiable}
+        if not sizes:
+            return 0
+        kept = sum(sizes.get(name, 0) for name in self._kept)
+        largest = max(sizes.values())
+        transient = 2 * largest if stack == 0 else 3 * stack * largest
+        return kept + transient
+
+    def _check_memory(self, stack):
+        need = self.memory_estimate(stack)
+        have = available_memory()
+        if have is not None and need > have:
+            what = "forward" if stack == 0 else f"backward of {stack} stacked diff(s)"
+            raise CaffePortError(f"this {what} needs about {need / 2**30:.1f} GiB (kept blobs and "
+                                 f"diffs) but only {have / 2**30:.1f} GiB of memory is available: use "
+                                 f"a smaller batch{' or fewer stacked classes' if stack > 1 else ''}")
+
     # --- params (net surgery) --------------------------------------------------------------------
 
     def _param_data(self, name):
@@ -508,6 +534,18 @@ class Net:
     def __repr__(self):
         return (f"<caffe_port.Net {len(self.graph.nodes)} layers, inputs {self.inputs}, "
                 f"outputs {self.outputs}, device {self.device}>")
+
+
+def available_memory():
+    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
 
 
 def _ensure_debug_handler():

@@ -288,3 +288,17 @@ def test_first_compilation_is_announced_once(tmp_path):
     assert cold.returncode == 0 and warm.returncode == 0, cold.stderr + warm.stderr
     assert cold.stderr.count("compiling backward kernels") == 1
     assert "compiling" not in warm.stderr
+
+
+def test_a_run_that_would_not_fit_is_refused_before_it_starts(x, monkeypatch):
+    import caffe_port.net as net_module
+    net = Net(small_classifier(softmax=False), device="cpu")
+    net.forward(data=x)
+    need = net.memory_estimate(stack=3)
+    assert need > net.memory_estimate(stack=1) > 4 * x.size
+    monkeypatch.setattr(net_module, "available_memory", lambda: need - 1)
+    with pytest.raises(CaffePortError, match="fewer stacked classes"):
+        net.backward(fc8=np.ones((3, 2, 5), np.float32))
+    monkeypatch.setattr(net_module, "available_memory", lambda: 100)
+    with pytest.raises(CaffePortError, match="smaller batch"):
+        net.forward(data=x)
