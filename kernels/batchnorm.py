@@ -20,6 +20,8 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
+from .elementwise import _reduce_to
+
 
 def _node(attrs):
     return attrs.get("node_name") or "BatchNormalization"
@@ -28,36 +30,37 @@ def _node(attrs):
 def _check_mode(attrs):
     opset = int(attrs.get("opset", 15))
     if int(attrs.get("training_mode", 0)):
-        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: training_mode=1 (batch statistics) "
-                         "is not supported; export the model in inference mode")
+        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: training_mode=1 (batch "
+                         "statistics) is not supported; export the model in inference mode")
     if opset < 7 and not int(attrs.get("is_test", 0)):
-        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: opset {opset} with is_test=0 means "
-                         "training mode (batch statistics); export with is_test=1")
+        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: opset {opset} with "
+                         "is_test=0 means training mode (batch statistics); export with is_test=1")
     outputs = sum(shape is not None for shape in attrs.get("top_shapes") or ())
     if 7 <= opset < 14 and outputs > 1:
         # Opsets 7–13 choose the mode by the outputs: with the statistics outputs present, ONNX
         # Runtime normalises by the batch's own mean and variance.
-        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: {outputs} outputs at opset {opset} "
-                         "mean training mode (batch statistics); keep only output Y")
+        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: {outputs} outputs at opset "
+                         f"{opset} mean training mode (batch statistics); keep only output Y")
 
 
 def _check_constant_statistics(bottom_data, attrs):
     propagate_down = list(attrs.get("propagate_down", ())) + [False] * 5
-    if any(bottom_data[i] is None or propagate_down[i] for i in (3, 4) if i < len(bottom_data)):
-        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: mean and variance must be constants "
-                         "(inference mode), not tensors computed in the graph")
+    if any(bottom_data[i] is None or propagate_down[i] for i in (3, 4)):
+        raise ModelError(f"BatchNormalization node {_node(attrs)!r}: mean and variance must be "
+                         "constants (inference mode), not tensors computed in the graph")
 
 
 def _broadcastable(param, x_shape, attrs):
-    """A parameter as an array broadcasting against x (N, C, *S) along axis 1 (or per activation)."""
+    """A parameter as an array broadcasting against x (N, C, *S) along axis 1, or per activation."""
     param = np.asarray(param)
     C, rest = x_shape[1], tuple(x_shape[2:])
     if param.size == C:
         return param.reshape((C,) + (1,) * len(rest))
     if not int(attrs.get("spatial", 1)) and param.size == C * int(np.prod(rest, dtype=np.int64)):
         return param.reshape((C,) + rest)
-    raise ModelError(f"BatchNormalization node {_node(attrs)!r}: parameter of shape {param.shape} does "
-                     f"not fit input {tuple(x_shape)} (spatial={int(attrs.get('spatial', 1))})")
+    raise ModelError(f"BatchNormalization node {_node(attrs)!r}: parameter of shape {param.shape} "
+                     f"does not fit input {tuple(x_shape)} "
+                     f"(spatial={int(attrs.get('spatial', 1))})")
 
 
 def _inv_std(bottom_data, x_shape, attrs, dtype):
@@ -71,19 +74,14 @@ def batchnorm_forward(bottom_data, attrs):
     _check_mode(attrs)
     x = bottom_data[0]
     dtype = x.dtype
-    param = [_broadcastable(p, x.shape, attrs).astype(dtype, copy=False) for p in bottom_data[1:4]]
-    scale, bias, mean = param
+    scale, bias, mean = (_broadcastable(p, x.shape, attrs).astype(dtype, copy=False)
+                         for p in bottom_data[1:4])
     return [(x - mean) * (scale * _inv_std(bottom_data, x.shape, attrs, dtype)) + bias]
 
 
-def _reduce_to(diff, shape):
-    """Sum (K, N, C, *S) diffs over the axes a parameter of broadcast ``shape`` (C, ...) spans once."""
-    axes = (1,) + tuple(2 + i for i, n in enumerate(shape) if n == 1 and diff.shape[2 + i] != 1)
-    return diff.sum(axis=axes)
-
-
 def batchnorm_backward(top_diff, bottom_data, top_data, attrs):
-    """top_diff [dY (K, N, C, *S), ...] → [dX (K, N, C, *S), dscale or None, dB or None, None, None]."""
+    """top_diff [dY (K, N, C, *S), ...]
+    → [dX (K, N, C, *S), dscale or None, dB or None, None, None]."""
     _check_mode(attrs)
     _check_constant_statistics(bottom_data, attrs)
     dy = top_diff[0]
@@ -94,18 +92,18 @@ def batchnorm_backward(top_diff, bottom_data, top_data, attrs):
     dtype = dy.dtype
     x_shape = tuple(attrs["bottom_shapes"][0]) if bottom_data[0] is None else bottom_data[0].shape
     inv_std = _inv_std(bottom_data, x_shape, attrs, dtype)
-    shapes = [np.shape(bottom_data[i]) if bottom_data[i] is not None else tuple(attrs["bottom_shapes"][i])
+    shapes = [attrs["bottom_shapes"][i] if bottom_data[i] is None else np.shape(bottom_data[i])
               for i in (1, 2)]
     if propagate_down[0]:
         scale = _broadcastable(bottom_data[1], x_shape, attrs).astype(dtype, copy=False)
         bottom_diff[0] = dy * (scale * inv_std)
     if propagate_down[1]:
         if bottom_data[0] is None:
-            raise ValueError(f"BatchNormalization node {_node(attrs)!r}: the scale diff needs the input x, "
-                             "which the runtime did not keep")
+            raise ValueError(f"BatchNormalization node {_node(attrs)!r}: the scale diff needs the "
+                             "input x, which the runtime did not keep")
         mean = _broadcastable(bottom_data[3], x_shape, attrs).astype(dtype, copy=False)
         x_hat = (bottom_data[0].astype(dtype, copy=False) - mean) * inv_std
-        bottom_diff[1] = _reduce_to(dy * x_hat, inv_std.shape).reshape((dy.shape[0],) + shapes[0])
+        bottom_diff[1] = _reduce_to(dy * x_hat, inv_std.shape).reshape((-1,) + tuple(shapes[0]))
     if propagate_down[2]:
-        bottom_diff[2] = _reduce_to(dy, inv_std.shape).reshape((dy.shape[0],) + shapes[1])
+        bottom_diff[2] = _reduce_to(dy, inv_std.shape).reshape((-1,) + tuple(shapes[1]))
     return bottom_diff

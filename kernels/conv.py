@@ -1,30 +1,31 @@
-"""Conv (ONNX Conv, opsets 1–21): 1-D, 2-D and 3-D convolution with groups, strides, dilations,
-pads and auto_pad, and its backward.
+"""Conv (ONNX Conv, opsets 1–21): 1-D, 2-D and 3-D convolution with groups, strides,
+dilations, pads and auto_pad, and its backward.
 
-Forward, with x (N, C, H, W), W (M, C/G, kh, kw), group G (output channel o sees the input channels
-of its group), stride s, dilation d and begin pad p:
+Forward, with x (N, C, H, W), W (M, C/G, kh, kw), group G (output channel o sees the input
+channels of its group), stride s, dilation d and begin pad p:
 
-    y[n,o,u,v] = b[o] + Σ_{c∈group(o), i, j} W[o, c mod C/G, i, j] · x[n, c, u·s − p + i·d, v·s − p + j·d]
+    y[n,o,u,v] = b[o] + Σ_{c∈group(o), i, j} W[o, c mod C/G, i, j]
+                                               · x[n, c, u·s − p + i·d, v·s − p + j·d]
 
 (x is zero outside its bounds). Backward, the transposed convolution of the top diff with W:
 
-    dX[n,c,y,x] = Σ_{o∈group(c), i, j} W[o, c mod C/G, i, j] · dY[n, o, (y + p − i·d)/s, (x + p − j·d)/s]
+    dX[n,c,y,x] = Σ_{o∈group(c), i, j} W[o, c mod C/G, i, j]
+                                        · dY[n, o, (y + p − i·d)/s, (x + p − j·d)/s]
 
-summing only where both quotients are integral and inside dY. With a stacked top diff the shapes
-are dY (K, N, M, OH, OW) → dX (K, N, C, H, W). Only if ``propagate_down`` asks (W and b are
-normally constants) also
+summing only where both quotients are integral and inside dY. With a stacked top diff the
+shapes are dY (K, N, M, OH, OW) → dX (K, N, C, H, W). Only if ``propagate_down`` asks (W and b
+are normally constants) also
 
-    dW[k,o,c',i,j] = Σ_{n,u,v} dY[k,n,o,u,v] · x[n, c, u·s − p + i·d, v·s − p + j·d]   (K, M, C/G, kh, kw)
-    db[k,o]        = Σ_{n,u,v} dY[k,n,o,u,v]                                          (K, M)
+    dW[k,o,c',i,j] = Σ_{n,u,v} dY[k,n,o,u,v] · x[n, c, u·s − p + i·d, v·s − p + j·d]
+                                                        (K, M, C/G, kh, kw), c = group(o)·C/G + c'
+    db[k,o]        = Σ_{n,u,v} dY[k,n,o,u,v]            (K, M)
 
-1-D and 2-D convolutions run as 3-D ones with unit leading extents. The work is a BLAS matmul per
-group over the K·N stacked images, W_gᵀ (C/G·kvol, M/G) @ dY_g (M/G, images·OD·OH·OW), giving a
-column buffer that a Numba col2im scatters into dX; the buffer is bounded (``COLUMN_BUDGET``) by
-taking a few images, or a few output rows of one image, at a time. Depthwise convolutions (one input
-channel per group) skip the matmul and scatter directly.
+1-D and 2-D convolutions run as 3-D ones with unit leading extents. The work is a BLAS matmul
+per group over the K·N stacked images, W_gᵀ (C/G·kvol, M/G) @ dY_g (M/G, images·OD·OH·OW),
+giving a column buffer that a Numba col2im scatters into dX; the buffer is bounded
+(``COLUMN_BUDGET``) by taking a few images, or a few output rows of one image, at a time.
+Depthwise convolutions (one input channel per group) skip the matmul and scatter directly.
 """
-import math
-
 import numpy as np
 
 from caffe_port.errors import ModelError
@@ -37,7 +38,7 @@ from ._jit import jit, pjit, prange
 COLUMN_BUDGET = 8 << 20
 
 
-# --- geometry: every convolution as a 3-D one -------------------------------------------------------
+# --- geometry: every convolution as a 3-D one ----------------------------------------------------
 
 def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -50,9 +51,11 @@ class _Geometry:
         name = attrs.get("node_name", "Conv")
         nd = len(w_shape) - 2
         if not 1 <= nd <= 3:
-            raise ModelError(f"Conv node {name!r}: {nd} spatial dimensions (only 1, 2 or 3 are supported)")
+            raise ModelError(f"Conv node {name!r}: {nd} spatial dimensions "
+                             "(only 1, 2 or 3 are supported)")
         if len(x_shape) != nd + 2:
-            raise ModelError(f"Conv node {name!r}: input of rank {len(x_shape)} with a weight of rank {len(w_shape)}")
+            raise ModelError(f"Conv node {name!r}: input of rank {len(x_shape)} with a weight "
+                             f"of rank {len(w_shape)}")
         kernel = list(w_shape[2:])
         if attrs.get("kernel_shape") is not None and list(attrs["kernel_shape"]) != kernel:
             raise ModelError(f"Conv node {name!r}: kernel_shape {list(attrs['kernel_shape'])} "
@@ -61,16 +64,17 @@ class _Geometry:
         dilations = list(attrs.get("dilations") or [1] * nd)
         self.group = int(attrs.get("group", 1))
         if x_shape[1] != w_shape[1] * self.group or w_shape[0] % self.group:
-            raise ModelError(f"Conv node {name!r}: {x_shape[1]} input channels and weight {tuple(w_shape)} "
-                             f"do not fit group={self.group}")
+            raise ModelError(f"Conv node {name!r}: {x_shape[1]} input channels and weight "
+                             f"{tuple(w_shape)} do not fit group={self.group}")
         spatial = list(x_shape[2:])
         auto_pad = _text(attrs.get("auto_pad", "NOTSET"))
         extent = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
         if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
-            # ONNX spec: out = ceil(in / s); the total pad (out−1)·s + extent − in is split evenly,
-            # the odd unit going to the end (SAME_UPPER) or to the beginning (SAME_LOWER).
+            # ONNX spec: out = ceil(in / s); the total pad (out−1)·s + extent − in is split
+            # evenly, the odd unit going to the end (SAME_UPPER) or to the beginning (SAME_LOWER).
             out = [-(-n // s) for n, s in zip(spatial, strides)]
-            total = [max(0, (o - 1) * s + e - n) for o, s, e, n in zip(out, strides, extent, spatial)]
+            total = [max(0, (o - 1) * s + e - n)
+                     for o, s, e, n in zip(out, strides, extent, spatial)]
             begin = [t // 2 if auto_pad == "SAME_UPPER" else t - t // 2 for t in total]
         elif auto_pad == "VALID":
             begin = [0] * nd
@@ -125,11 +129,12 @@ def _chunks(n_images, rows, row_bytes):
 
 def _buffer_elems(n_images, rows, row_elems, itemsize):
     """Elements of the largest chunk's column buffer."""
-    return max(nb * nr for _, nb, _, nr in _chunks(n_images, rows, row_elems * itemsize)) * row_elems
+    chunks = _chunks(n_images, rows, row_elems * itemsize)
+    return max(nb * nr for _, nb, _, nr in chunks) * row_elems
 
 
 # --- Numba kernels: column layout cols[c, i, j, l, b, r, v] for channel c, kernel tap (i, j, l),
-#     image b of the chunk, output row r of the chunk (row = od·OH + oh), output column v ------------
+#     image b of the chunk, output row r of the chunk (row = od·OH + oh), output column v ---------
 
 @jit
 def _valid_columns(x0, sw, width, out_width):
@@ -235,9 +240,11 @@ def _col2im(cols, geo, b0, r0, zero_first, bottom_diff):
 
 @pjit
 def _depthwise_backward(top_diff, weight, geo, bottom_diff):
-    """One input channel per group: dX[b,c] = Σ_{m,taps} W[c·mult+m, tap] · dY[b, c·mult+m] scattered.
+    """One input channel per group: dX[b,c] = Σ_{m,taps} W[c·mult+m, tap] · dY[b, c·mult+m],
+    scattered.
 
-    top_diff (N, M, OD, OH, OW), weight (M, kd, kh, kw), bottom_diff (N, C, D, H, W), M = C·mult."""
+    top_diff (N, M, OD, OH, OW), weight (M, kd, kh, kw), bottom_diff (N, C, D, H, W),
+    M = C·mult."""
     N, C, D, H, W = bottom_diff.shape
     M, OD, OH, OW = top_diff.shape[1], top_diff.shape[2], top_diff.shape[3], top_diff.shape[4]
     kd, kh, kw = weight.shape[1], weight.shape[2], weight.shape[3]
@@ -267,13 +274,14 @@ def _depthwise_backward(top_diff, weight, geo, bottom_diff):
                                 if y < 0 or y >= H:
                                     continue
                                 if sw == 1:
-                                    _add_scaled_row(w, top_diff[b, o, od, oh, lo:hi], plane[z, y, lo + x0:hi + x0])
+                                    _add_scaled_row(w, top_diff[b, o, od, oh, lo:hi],
+                                                    plane[z, y, lo + x0:hi + x0])
                                 else:
                                     for v in range(lo, hi):
                                         plane[z, y, v * sw + x0] += w * top_diff[b, o, od, oh, v]
 
 
-# --- forward ---------------------------------------------------------------------------------------
+# --- forward ------------------------------------------------------------------------------------
 
 def conv_forward(bottom_data, attrs):
     """bottom_data = [x (N, C, *S), W (M, C/G, *k), optional b (M,)] → [y (N, M, *OS)]."""
@@ -301,7 +309,7 @@ def conv_forward(bottom_data, attrs):
     return [top.reshape((N, M) + tuple(geo.out[3 - geo.nd:]))]
 
 
-# --- backward --------------------------------------------------------------------------------------
+# --- backward -----------------------------------------------------------------------------------
 
 def _input_diff(dy5, weight, geo, C):
     """dy5 (B, M, OD, OH, OW) → dX (B, C, D, H, W), the transposed convolution."""
@@ -344,14 +352,15 @@ def _weight_diff(dy6, x5, weight, geo):
     for b0, nb, r0, nr in _chunks(N, rows, ckk * OW * dtype.itemsize):
         cols = buf[:ckk * nb * nr * OW].reshape((C,) + tuple(geo.kernel) + (nb, nr, OW))
         _im2col(x5, packed, b0, r0, cols)
-        part = dy_rows[:, b0:b0 + nb, :, :, r0 * OW:(r0 + nr) * OW]            # (K, nb, G, M/G, nr·OW)
+        part = dy_rows[:, b0:b0 + nb, :, :, r0 * OW:(r0 + nr) * OW]     # (K, nb, G, M/G, nr·OW)
         lhs = part.transpose(2, 0, 3, 1, 4).reshape(G, K * (M // G), nb * nr * OW)
         acc += np.matmul(lhs, cols.reshape(G, ckk // G, nb * nr * OW).transpose(0, 2, 1))
     return acc.reshape(G, K, M // G, ckk // G).transpose(1, 0, 2, 3).reshape((K,) + weight.shape)
 
 
 def conv_backward(top_diff, bottom_data, top_data, attrs):
-    """top_diff [dY (K, N, M, *OS)] → [dX (K, N, C, *S), dW (K, *W.shape) or None, db (K, M) or None].
+    """top_diff [dY (K, N, M, *OS)]
+    → [dX (K, N, C, *S), dW (K, *W.shape) or None, db (K, M) or None].
 
     Only dX is computed unless ``propagate_down`` asks for dW (needs x) or db."""
     dy = top_diff[0]
@@ -367,8 +376,8 @@ def conv_backward(top_diff, bottom_data, top_data, attrs):
     K, N, M = dy.shape[0], x_shape[0], weight.shape[0]
     out = tuple(dy.shape[3:])
     if out != tuple(geo.out[3 - geo.nd:]):
-        raise ModelError(f"Conv node {attrs.get('node_name', 'Conv')!r}: top diff extent {out} but the "
-                         f"attributes give {tuple(geo.out[3 - geo.nd:])}")
+        raise ModelError(f"Conv node {attrs.get('node_name', 'Conv')!r}: top diff extent {out} "
+                         f"but the attributes give {tuple(geo.out[3 - geo.nd:])}")
     dy6 = np.ascontiguousarray(dy).reshape((K, N, M) + tuple(geo.out))
     bottom_diff = [None] * n_in
     if propagate_down[0]:
@@ -376,8 +385,8 @@ def conv_backward(top_diff, bottom_data, top_data, attrs):
         bottom_diff[0] = dx.reshape((K,) + x_shape)
     if propagate_down[1]:
         if bottom_data[0] is None:
-            raise ValueError(f"Conv node {attrs.get('node_name', 'Conv')!r}: the weight diff needs the "
-                             "input x, which the runtime did not keep")
+            raise ValueError(f"Conv node {attrs.get('node_name', 'Conv')!r}: the weight diff "
+                             "needs the input x, which the runtime did not keep")
         x5 = np.ascontiguousarray(_as_3d(bottom_data[0].astype(dtype, copy=False), geo.spatial))
         bottom_diff[1] = _weight_diff(dy6, x5, weight, geo)
     if n_in > 2 and propagate_down[2]:

@@ -15,6 +15,8 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
+from .elementwise import _reduce_to
+
 
 def _operands(bottom_data, attrs, dtype):
     a, b = bottom_data[0], bottom_data[1]
@@ -30,9 +32,9 @@ def gemm_forward(bottom_data, attrs):
     dtype = bottom_data[0].dtype
     op_a, op_b = _operands(bottom_data, attrs, dtype)
     if op_a.ndim != 2 or op_b.ndim != 2 or op_a.shape[1] != op_b.shape[0]:
-        raise ModelError(f"Gemm node {attrs.get('node_name', 'Gemm')!r}: operands {bottom_data[0].shape} "
-                         f"and {bottom_data[1].shape} do not multiply with transA={attrs.get('transA', 0)}, "
-                         f"transB={attrs.get('transB', 0)}")
+        raise ModelError(f"Gemm node {attrs.get('node_name', 'Gemm')!r}: operands "
+                         f"{bottom_data[0].shape} and {bottom_data[1].shape} do not multiply with "
+                         f"transA={attrs.get('transA', 0)}, transB={attrs.get('transB', 0)}")
     top = np.matmul(op_a, op_b)
     alpha = dtype.type(attrs.get("alpha", 1.0))
     if alpha != 1:
@@ -42,17 +44,9 @@ def gemm_forward(bottom_data, attrs):
     return [top]
 
 
-def _reduce_to(diff, shape):
-    """Sum (K, M, N) diffs over the axes a C of ``shape`` was broadcast along → (K, *shape)."""
-    lead = diff.ndim - 1 - len(shape)
-    axes = tuple(range(1, 1 + lead)) + tuple(
-        1 + lead + i for i, n in enumerate(shape) if n == 1 and diff.shape[1 + lead + i] != 1)
-    summed = diff.sum(axis=axes, keepdims=True) if axes else diff
-    return summed.reshape((diff.shape[0],) + tuple(shape))
-
-
 def gemm_backward(top_diff, bottom_data, top_data, attrs):
-    """top_diff [dY (K, M, N)] → [dA (K, *A.shape), dB (K, *B.shape) or None, dC (K, *C.shape) or None]."""
+    """top_diff [dY (K, M, N)]
+    → [dA (K, *A.shape), dB (K, *B.shape) or None, dC (K, *C.shape) or None]."""
     dy = top_diff[0]
     n_in = len(bottom_data)
     if dy is None:
@@ -67,13 +61,17 @@ def gemm_backward(top_diff, bottom_data, top_data, attrs):
         d_op_a = np.matmul(dy.reshape(K * M, N), op_b.T).reshape(K, M, -1)   # (K, M, P)
         if alpha != 1:
             d_op_a *= alpha
-        bottom_diff[0] = np.ascontiguousarray(d_op_a.transpose(0, 2, 1)) if attrs.get("transA", 0) else d_op_a
+        if attrs.get("transA", 0):
+            d_op_a = np.ascontiguousarray(d_op_a.transpose(0, 2, 1))
+        bottom_diff[0] = d_op_a
     if propagate_down[1]:
         d_op_b = np.matmul(op_a.T, dy)                                         # (K, P, N)
         if alpha != 1:
             d_op_b *= alpha
-        bottom_diff[1] = np.ascontiguousarray(d_op_b.transpose(0, 2, 1)) if attrs.get("transB", 0) else d_op_b
+        if attrs.get("transB", 0):
+            d_op_b = np.ascontiguousarray(d_op_b.transpose(0, 2, 1))
+        bottom_diff[1] = d_op_b
     if n_in > 2 and propagate_down[2]:
-        c_shape = tuple(attrs["bottom_shapes"][2]) if bottom_data[2] is None else bottom_data[2].shape
+        c_shape = attrs["bottom_shapes"][2] if bottom_data[2] is None else bottom_data[2].shape
         bottom_diff[2] = _reduce_to(dy, c_shape) * dtype.type(attrs.get("beta", 1.0))
     return bottom_diff

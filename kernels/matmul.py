@@ -13,6 +13,8 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
+from .elementwise import _reduce_to
+
 
 def matmul_forward(bottom_data, attrs):
     """bottom_data = [A, B] → [A @ B] (numpy.matmul semantics)."""
@@ -20,8 +22,8 @@ def matmul_forward(bottom_data, attrs):
     try:
         return [np.matmul(a, b)]
     except ValueError:
-        raise ModelError(f"MatMul node {attrs.get('node_name', 'MatMul')!r}: operands {a.shape} and "
-                         f"{b.shape} do not multiply") from None
+        raise ModelError(f"MatMul node {attrs.get('node_name', 'MatMul')!r}: operands "
+                         f"{a.shape} and {b.shape} do not multiply") from None
 
 
 def _promoted(shape, is_a):
@@ -29,15 +31,6 @@ def _promoted(shape, is_a):
     if len(shape) == 1:
         return (1,) + tuple(shape) if is_a else tuple(shape) + (1,)
     return tuple(shape)
-
-
-def _reduce_to(diff, shape):
-    """Sum (K, *full) diffs over the batch axes an operand of ``shape`` was broadcast along."""
-    lead = diff.ndim - 1 - len(shape)
-    axes = tuple(range(1, 1 + lead)) + tuple(
-        1 + lead + i for i, n in enumerate(shape) if n == 1 and diff.shape[1 + lead + i] != 1)
-    summed = diff.sum(axis=axes, keepdims=True) if axes else diff
-    return summed.reshape((diff.shape[0],) + tuple(shape))
 
 
 def _swap(x):
@@ -63,16 +56,16 @@ def matmul_backward(top_diff, bottom_data, top_data, attrs):
     bottom_diff = [None, None]
     if propagate_down[0]:
         if len(b_p) == 2:
-            # A 2-D B is shared by every row of A (so batch == A's batch): one matmul over K·batch·M rows.
+            # A 2-D B is shared by every row of A (so batch == A's batch): one matmul over
+            # the K·batch·M rows.
             d_a = np.matmul(dy_p.reshape(-1, N), b.T).reshape((K,) + a_p)
         else:
             d_a = _reduce_to(np.matmul(dy_p, _swap(b)), a_p)
         bottom_diff[0] = d_a.reshape((K,) + shapes[0])
     if propagate_down[1]:
         if len(b_p) == 2:
-            # Every batch row of A meets the same B: sum over them inside the matmul.
-            a_rows = np.broadcast_to(a, batch + (M, P)).reshape(-1, P)
-            d_b = np.matmul(a_rows.T, dy_p.reshape(K, -1, N))
+            # Every row of A (over batch and M) meets the same B: sum over them inside the matmul.
+            d_b = np.matmul(a.reshape(-1, P).T, dy_p.reshape(K, -1, N))
         else:
             d_b = _reduce_to(np.matmul(_swap(a), dy_p), b_p)
         bottom_diff[1] = d_b.reshape((K,) + shapes[1])
