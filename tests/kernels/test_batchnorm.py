@@ -49,8 +49,9 @@ def test_input_diff_finite_differences(name, x_shape, param_shape, attrs):
 @pytest.mark.parametrize("name,x_shape,param_shape,attrs", CASES, ids=IDS)
 def test_bias_diff_finite_differences(name, x_shape, param_shape, attrs):
     opset, attrs = split(attrs)
-    result = check_op("BatchNormalization", make(x_shape, param_shape, seed=1), dict(attrs, opset=opset),
-                      propagate_down=[True, False, True, False, False], k=2)
+    result = check_op("BatchNormalization", make(x_shape, param_shape, seed=1),
+                      dict(attrs, opset=opset), propagate_down=[True, False, True, False, False],
+                      k=2)
     assert result.ok, result
 
 
@@ -82,8 +83,8 @@ def test_forward_matches_onnxruntime(name, x_shape, param_shape, attrs, opset):
     _, attrs = split(attrs)
     bottoms = [b.astype(np.float32) for b in make(x_shape, param_shape, seed=2)]
     names = ["x", "scale", "b", "mean", "var"]
-    model = one_node_model("BatchNormalization", list(zip(names, bottoms)), attrs, constants=names[1:],
-                           opset=opset)
+    model = one_node_model("BatchNormalization", list(zip(names, bottoms)), attrs,
+                           constants=names[1:], opset=opset)
     expected = run_onnxruntime(model, {"x": bottoms[0]})[0]
     got = OP.forward(bottoms, full_attrs(dict(attrs, opset=opset), bottoms, [],
                                          propagate_down=CONSTANT_STATS))[0]
@@ -117,7 +118,8 @@ def test_float32_backward_matches_float64(name, x_shape, param_shape, attrs):
                       full_attrs(attrs, b32, y, propagate_down=pd, opset=opset))
     for a32, a64 in zip(d32[:3], d64[:3]):
         assert a32.dtype == np.float32
-        # float32 rounding of a product (dX) or of sums of at most 40 products: 1e-6 of the largest entry.
+        # float32 rounding of a product (dX) or of sums of at most 40 products: 1e-6 of the
+        # largest entry.
         np.testing.assert_allclose(a32, a64, rtol=0, atol=1e-6 * np.abs(a64).max())
     assert d32[3:] == [None, None]
 
@@ -127,7 +129,8 @@ def test_extra_outputs_of_opset6_test_mode_take_no_diff():
     y = OP.forward(bottoms, {"is_test": 1, "opset": 6})[0]
     g = np.ones((1,) + y.shape)
     tops = [y, None, None, None, None]
-    a = full_attrs({"is_test": 1}, bottoms, [y] + [np.zeros(3)] * 4, propagate_down=CONSTANT_STATS, opset=6)
+    a = full_attrs({"is_test": 1}, bottoms, [y] + [np.zeros(3)] * 4, propagate_down=CONSTANT_STATS,
+                   opset=6)
     diff = OP.backward([g, np.ones((1, 3)), None, None, None], [None] + bottoms[1:], tops, a)
     np.testing.assert_allclose(diff[0][0], np.broadcast_to(
         (bottoms[1] / np.sqrt(bottoms[4] + 1e-5))[:, None, None], y.shape), rtol=1e-15)
@@ -152,7 +155,8 @@ def test_computed_statistics_are_refused():
     bottoms = make((2, 3, 5, 4), (3,))
     y = OP.forward(bottoms, {})
     g = [np.ones((1,) + y[0].shape)]
-    a = full_attrs({"node_name": "bn2"}, bottoms, y, propagate_down=[True, False, False, True, False])
+    a = full_attrs({"node_name": "bn2"}, bottoms, y,
+                   propagate_down=[True, False, False, True, False])
     with pytest.raises(ModelError, match="'bn2'.*constants"):
         OP.backward(g, bottoms, y, a)
     a = full_attrs({}, bottoms, y, propagate_down=CONSTANT_STATS)

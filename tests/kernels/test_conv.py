@@ -24,7 +24,8 @@ CASES = [
     ("no_bias", (2, 3, 6, 5), (4, 3, 3, 3), {}, False),
     ("group2", (2, 4, 7, 6), (6, 2, 3, 2), {"group": 2, "pads": [1, 0, 1, 1]}, True),
     ("depthwise", (2, 3, 7, 6), (3, 1, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}, True),
-    ("depthwise_x2_stride2", (2, 3, 8, 7), (6, 1, 3, 3), {"group": 3, "strides": [2, 2], "pads": [1, 1, 1, 1]}, False),
+    ("depthwise_x2_stride2", (2, 3, 8, 7), (6, 1, 3, 3),
+     {"group": 3, "strides": [2, 2], "pads": [1, 1, 1, 1]}, False),
     ("stride3", (2, 3, 10, 8), (4, 3, 3, 2), {"strides": [3, 2], "pads": [1, 1, 0, 1]}, True),
     ("dilation2", (2, 3, 9, 7), (4, 3, 3, 2), {"dilations": [2, 2], "pads": [2, 1, 2, 1]}, True),
     ("asymmetric_pads", (2, 3, 6, 5), (4, 3, 3, 3), {"pads": [2, 0, 0, 1]}, True),
@@ -34,9 +35,11 @@ CASES = [
     ("same_lower_dilated", (2, 3, 8, 7), (4, 3, 2, 2),
      {"auto_pad": "SAME_LOWER", "strides": [2, 1], "dilations": [2, 1]}, False),
     ("valid", (2, 3, 8, 7), (4, 3, 3, 2), {"auto_pad": "VALID", "strides": [2, 3]}, True),
-    ("kernel_shape", (2, 3, 6, 5), (4, 3, 2, 3), {"kernel_shape": [2, 3], "pads": [0, 1, 1, 0]}, True),
+    ("kernel_shape", (2, 3, 6, 5), (4, 3, 2, 3),
+     {"kernel_shape": [2, 3], "pads": [0, 1, 1, 0]}, True),
     ("conv1d", (2, 3, 9), (4, 3, 3), {"strides": [2], "pads": [1, 2]}, True),
-    ("conv3d", (2, 3, 5, 4, 6), (4, 3, 2, 3, 2), {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]}, True),
+    ("conv3d", (2, 3, 5, 4, 6), (4, 3, 2, 3, 2),
+     {"pads": [1, 0, 1, 0, 1, 1], "strides": [1, 2, 1]}, True),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -49,14 +52,16 @@ def test_input_diff_finite_differences(name, x_shape, w_shape, attrs, bias):
     assert result.ok, result
 
 
-@pytest.mark.parametrize("name,x_shape,w_shape,attrs,bias",
-                         [c for c in CASES if c[0] in ("plain", "group2", "depthwise_x2_stride2", "stride3",
-                                                       "dilation2", "same_lower", "conv1d", "conv3d")],
-                         ids=["plain", "group2", "depthwise_x2_stride2", "stride3", "dilation2", "same_lower",
-                              "conv1d", "conv3d"])
+PARAM_CASES = [c for c in CASES if c[0] in ("plain", "group2", "depthwise_x2_stride2", "stride3",
+                                            "dilation2", "same_lower", "conv1d", "conv3d")]
+
+
+@pytest.mark.parametrize("name,x_shape,w_shape,attrs,bias", PARAM_CASES,
+                         ids=[c[0] for c in PARAM_CASES])
 def test_weight_and_bias_diffs_finite_differences(name, x_shape, w_shape, attrs, bias):
     bottoms = make(x_shape, w_shape, bias, seed=1)
-    result = check_op("Conv", bottoms, attrs, propagate_down=[True] * len(bottoms), k=2, max_points=60)
+    result = check_op("Conv", bottoms, attrs, propagate_down=[True] * len(bottoms), k=2,
+                      max_points=60)
     assert result.ok, result
 
 
@@ -76,11 +81,13 @@ ORT_CASES = [c for c in CASES if c[0] != "same_lower_dilated"]
 
 
 @pytest.mark.parametrize("opset", [1, 11, 21])
-@pytest.mark.parametrize("name,x_shape,w_shape,attrs,bias", ORT_CASES, ids=[c[0] for c in ORT_CASES])
+@pytest.mark.parametrize("name,x_shape,w_shape,attrs,bias", ORT_CASES,
+                         ids=[c[0] for c in ORT_CASES])
 def test_forward_matches_onnxruntime(name, x_shape, w_shape, attrs, bias, opset):
     bottoms = [b.astype(np.float32) for b in make(x_shape, w_shape, bias, seed=2)]
     names = ["x", "w", "b"][:len(bottoms)]
-    model = one_node_model("Conv", list(zip(names, bottoms)), attrs, constants=names[1:], opset=opset)
+    model = one_node_model("Conv", list(zip(names, bottoms)), attrs, constants=names[1:],
+                           opset=opset)
     expected = run_onnxruntime(model, {"x": bottoms[0]})[0]
     got = OP.forward(bottoms, full_attrs(attrs, bottoms, []))[0]
     assert got.dtype == np.float32 and got.shape == expected.shape
@@ -139,12 +146,15 @@ def test_chunked_backward_matches_whole(monkeypatch, budget_rows):
     chunked = OP.backward([g], [x, w, b], y, a)
     for c, w_ in zip(chunked, whole):
         np.testing.assert_allclose(c, w_, rtol=1e-12, atol=1e-12)
-    assert check_op("Conv", [x, w, b], attrs, propagate_down=[True, True, False], k=2, max_points=40).ok
+    result = check_op("Conv", [x, w, b], attrs, propagate_down=[True, True, False], k=2,
+                      max_points=40)
+    assert result.ok, result
 
 
 def test_same_pads_follow_the_onnx_spec():
     """Begin pads as the spec gives them; the ORT parity test confirms them on odd total pads."""
-    # in 8, stride 2, kernel 4: out 4, total pad (4−1)·2 + 4 − 8 = 2 → 1/1; kernel 3: total 1 → 0/1 or 1/0.
+    # in 8, stride 2, kernel 4: out 4, total pad (4−1)·2 + 4 − 8 = 2 → 1/1;
+    # kernel 3: total (4−1)·2 + 3 − 8 = 1 → 0/1 (SAME_UPPER) or 1/0 (SAME_LOWER).
     a = {"auto_pad": "SAME_UPPER", "strides": [2, 2]}
     assert conv._Geometry((1, 1, 8, 8), (1, 1, 4, 3), a).begin == [0, 1, 0]
     a = {"auto_pad": "SAME_LOWER", "strides": [2, 2]}

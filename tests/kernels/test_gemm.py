@@ -34,7 +34,8 @@ def case_attrs(trans, scales):
 @pytest.mark.parametrize("trans", TRANSPOSES, ids=[f"tA{a}tB{b}" for a, b in TRANSPOSES])
 def test_finite_differences(trans, c_shape, scales):
     bottoms = make(*trans, c_shape)
-    result = check_op("Gemm", bottoms, case_attrs(trans, scales), propagate_down=[True] * len(bottoms), k=2)
+    result = check_op("Gemm", bottoms, case_attrs(trans, scales),
+                      propagate_down=[True] * len(bottoms), k=2)
     assert result.ok, result
 
 
@@ -59,7 +60,8 @@ def test_forward_matches_onnxruntime(trans, c_shape, opset):
     attrs = case_attrs(trans, {"alpha": 0.5, "beta": -2.0})
     bottoms = [x.astype(np.float32) for x in make(*trans, c_shape, seed=2)]
     names = ["a", "b", "c"][:len(bottoms)]
-    model = one_node_model("Gemm", list(zip(names, bottoms)), attrs, constants=names[1:], opset=opset)
+    model = one_node_model("Gemm", list(zip(names, bottoms)), attrs, constants=names[1:],
+                           opset=opset)
     expected = run_onnxruntime(model, {"a": bottoms[0]})[0]
     got = OP.forward(bottoms, full_attrs(attrs, bottoms, []))[0]
     assert got.dtype == np.float32
