@@ -14,6 +14,10 @@ import time
 
 EMBEDDED = "efficientnet-lite0"
 METHODS = ("saliency", "deconvnet", "guided", "cam", "gradcam", "guided-gradcam", "smoothgrad", "ig")
+# gradient maps are a few very bright pixels over a dim field: their pictures saturate the top
+# 0.5 % (the .npy files keep the raw values); CAM and Grad-CAM maps are smooth and shown min–max
+DISPLAY_PERCENTILE = {"cam": 100.0, "gradcam": 100.0}
+GRADIENT_PERCENTILE = 99.5
 SAMPLE_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chelsea.jpg")
 
 DESCRIPTION = """\
@@ -69,8 +73,13 @@ def _class_options(p):
                    help="the K best classes, in one backward pass")
 
 
-def _output_options(p):
+def _output_options(p, pictures=True):
     g = p.add_argument_group("output")
+    if pictures:
+        g.add_argument("--percentile", type=float, default=None, metavar="P",
+                       help=f"pictures saturate values above this percentile (default "
+                            f"{GRADIENT_PERCENTILE} for gradient maps, 100 = plain min-max for CAM "
+                            f"and Grad-CAM); the .npy files keep the raw maps")
     g.add_argument("--out", default=".", metavar="DIR", help="directory for PNGs and .npy files (default: .)")
     g.add_argument("--force", action="store_true", help="overwrite existing files (atomically)")
 
@@ -278,21 +287,24 @@ def make_method(loaded, name, args):
     raise AssertionError(name)
 
 
-def _pictures(method_name, maps_k, photo, preset, outputs, stem, class_tag):
+def _percentile(method_name, args):
+    given = getattr(args, "percentile", None)
+    return given if given is not None else DISPLAY_PERCENTILE.get(method_name, GRADIENT_PERCENTILE)
+
+
+def _pictures(method_name, maps_k, photo, preset, outputs, stem, class_tag, percentile):
     """One class's map → the PNGs (and .npy) a method promises."""
     from caffe_port import render
     signed = maps_k.ndim == 3          # (C, h, w) signed gradients: deconvnet, guided, guided Grad-CAM
     base = f"{stem}_{method_name}_{class_tag}"
+    back = preset.to_original(maps_k, photo.shape[:2])
     if signed:
-        back = preset.to_original(maps_k, photo.shape[:2])
-        for kind, picture in render.signed(back, channel_order=preset.channel_order).items():
+        for kind, picture in render.signed(back, preset.channel_order, percentile).items():
             outputs.png(f"{base}_{kind}", picture)
-        outputs.npy(base, back)
     else:
-        back = preset.to_original(maps_k, photo.shape[:2])
-        outputs.png(base, render.grey(back))
-        outputs.png(f"{base}_overlay", render.overlay(photo, back))
-        outputs.npy(base, back)
+        outputs.png(base, render.grey(back, percentile))
+        outputs.png(f"{base}_overlay", render.overlay(photo, back, percentile=percentile))
+    outputs.npy(base, back)
 
 
 def cmd_saliency(args):
@@ -312,7 +324,8 @@ def cmd_saliency(args):
     stem = _stem(args.image)
     for k in range(classes.shape[0]):
         c = int(classes[k, 0])
-        _pictures(args.method, maps[k, 0], photo, loaded.preset, outputs, stem, f"c{c}")
+        _pictures(args.method, maps[k, 0], photo, loaded.preset, outputs, stem, f"c{c}",
+                  _percentile(args.method, args))
         _note(f"{args.method}: class {c} ({_short_name(method.class_name(c))}), score "
               f"{scores[k, 0]:.3f}")
     outputs.write()
@@ -418,12 +431,13 @@ def _grid(args, image_path):
         maps = method.attribute(data, target=c)[0]
         timings[method_name] = time.perf_counter() - t0
         back = loaded.preset.to_original(maps, photo.shape[:2])
+        percentile = _percentile(method_name, args)
         if back.ndim == 3:
-            picture = render.signed(back, channel_order=loaded.preset.channel_order)["all"]
+            picture = render.signed(back, loaded.preset.channel_order, percentile)["all"]
         elif method_name in ("gradcam", "cam"):
-            picture = render.overlay(photo, back)
+            picture = render.overlay(photo, back, percentile=percentile)
         else:
-            picture = render.grey(back)
+            picture = render.grey(back, percentile)
         tiles.append(_fit_tile(picture))
         captions.append(method_name)
     localizer = Localizer(Saliency(loaded.net, **kw), loaded.preset)
@@ -594,7 +608,7 @@ def build_parser():
                    help="zero pixels below this percentile of norm (off by default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _output_options(p)
+    _output_options(p, pictures=False)
     p.set_defaults(func=cmd_classmodel)
 
     p = sub.add_parser("localize", help="weakly supervised localisation (Simonyan et al. §3.1)",
@@ -656,7 +670,7 @@ def build_parser():
     p.add_argument("image")
     _model_options(p)
     p.add_argument("--class", dest="target", default=None, metavar="C")
-    _output_options(p)
+    _output_options(p, pictures=False)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(func=cmd_trace)
 

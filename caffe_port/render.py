@@ -66,15 +66,27 @@ def _map2d(saliency_map):
     return m
 
 
-def grey(saliency_map) -> np.ndarray:
-    """(H, W) map → (H, W) uint8, min–max normalised, white = salient."""
-    return _to_uint8(normalise(_map2d(saliency_map)))
+def grey(saliency_map, percentile=100.0) -> np.ndarray:
+    """(H, W) map → (H, W) uint8, min–max normalised, white = salient. ``percentile`` < 100 makes
+    values at or above that percentile white: gradient maps are a few very bright pixels over a
+    dim field, and the paper's figures show them with such a saturation."""
+    m = _map2d(saliency_map)
+    return _to_uint8(normalise(m, high=_ceiling(m, percentile)))
 
 
-def heatmap(saliency_map) -> np.ndarray:
-    """(H, W) map → (H, W, 3) RGB uint8 through OpenCV's JET colour map, min–max normalised."""
+def _ceiling(values, percentile):
+    if percentile >= 100:
+        return None
+    if not 0 < percentile <= 100:
+        raise InputError(f"percentile must be in (0, 100], got {percentile}")
+    return float(np.percentile(values, percentile))
+
+
+def heatmap(saliency_map, percentile=100.0) -> np.ndarray:
+    """(H, W) map → (H, W, 3) RGB uint8 through OpenCV's JET colour map, min–max normalised
+    (``percentile`` as in ``grey``)."""
     cv2 = _cv2()
-    bgr = cv2.applyColorMap(grey(saliency_map), cv2.COLORMAP_JET)
+    bgr = cv2.applyColorMap(grey(saliency_map, percentile), cv2.COLORMAP_JET)
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
@@ -84,7 +96,7 @@ def _rgb(image):
     return image if image.dtype == np.uint8 else np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def overlay(image, saliency_map, alpha=OVERLAY_ALPHA) -> np.ndarray:
+def overlay(image, saliency_map, alpha=OVERLAY_ALPHA, percentile=100.0) -> np.ndarray:
     """(1 − α)·photo + α·heatmap(map), RGB uint8; the map must have the photo's H×W (use
     ``Preset.to_original`` for maps at network resolution)."""
     image = _rgb(image)
@@ -93,15 +105,17 @@ def overlay(image, saliency_map, alpha=OVERLAY_ALPHA) -> np.ndarray:
         raise ShapeError(f"map of shape {m.shape} does not match the {image.shape[0]}×{image.shape[1]} image")
     if not 0 <= alpha <= 1:
         raise InputError(f"alpha must be in [0, 1], got {alpha}")
-    blend = (1 - alpha) * image.astype(np.float32) + alpha * heatmap(m).astype(np.float32)
+    blend = (1 - alpha) * image.astype(np.float32) + alpha * heatmap(m, percentile).astype(np.float32)
     return np.clip(np.rint(blend), 0, 255).astype(np.uint8)
 
 
-def signed(gradient, channel_order="RGB") -> dict:
+def signed(gradient, channel_order="RGB", percentile=100.0) -> dict:
     """A signed gradient image (C, H, W) (a method's "signed" output; C = 3 or 1) →
     {"all", "positive", "negative"}: (H, W, 3) RGB uint8 each (see the module docstring).
 
     channel_order: the network's ("BGR" for Caffe models): channels are put back in RGB order.
+    percentile: < 100 takes the p-th and (100 − p)-th percentiles as max and min (saturating the
+    few extreme values, as ``grey``).
     """
     g = np.asarray(gradient, dtype=np.float64)
     if g.ndim == 4 and g.shape[0] == 1:
@@ -115,10 +129,14 @@ def signed(gradient, channel_order="RGB") -> dict:
         g = np.repeat(g, 3, axis=2)
     elif channel_order == "BGR":
         g = g[..., ::-1]
-    top, bottom = g.max(), g.min()
-    positive = np.maximum(g, 0) / top if top > 0 else np.zeros_like(g)
-    negative = np.maximum(-g, 0) / -bottom if bottom < 0 else np.zeros_like(g)
-    return {"all": _to_uint8(normalise(g)), "positive": _to_uint8(positive),
+    if percentile >= 100:
+        top, bottom = g.max(), g.min()
+    else:
+        _ceiling(g, percentile)                                          # checks the range
+        top, bottom = np.percentile(g, percentile), np.percentile(g, 100 - percentile)
+    positive = np.minimum(np.maximum(g, 0) / top, 1) if top > 0 else np.zeros_like(g)
+    negative = np.minimum(np.maximum(-g, 0) / -bottom, 1) if bottom < 0 else np.zeros_like(g)
+    return {"all": _to_uint8(normalise(g, low=bottom, high=top)), "positive": _to_uint8(positive),
             "negative": _to_uint8(negative)}
 
 

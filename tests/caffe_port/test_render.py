@@ -122,3 +122,18 @@ def test_write_png_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", watching_replace)
     render.write_png(path, np.zeros((40, 40), np.uint8), force=True)
     assert seen and seen[0] == os.path.getsize(path)
+
+
+def test_percentile_saturates_the_brightest_values():
+    from caffe_port import render
+    ramp = np.arange(100, dtype=np.float64).reshape(10, 10)
+    plain = render.grey(ramp)
+    assert plain.max() == 255 and np.count_nonzero(plain == 255) == 1
+    clipped = render.grey(ramp, percentile=50)
+    assert np.count_nonzero(clipped == 255) == 50          # values ≥ the median are white
+    g = np.linspace(-1, 1, 3 * 20 * 20).reshape(3, 20, 20)
+    g[0, 0, 0] = -100                                       # one outlier
+    pictures = render.signed(g, percentile=99)
+    assert pictures["negative"].max() == 255 and np.count_nonzero(pictures["negative"] > 200) > 1
+    with pytest.raises(Exception, match="percentile"):
+        render.grey(ramp, percentile=0)
