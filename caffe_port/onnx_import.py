@@ -4,17 +4,21 @@ Accepted: a path to an ``.onnx`` file, the bytes of one, an ``onnx.ModelProto``,
 ``deploy.prototxt`` (with its ``.caffemodel``), or the name of an embedded model
 ("efficientnet-lite0"). Normalisation makes real-world files usable as they are:
 
-* opsets below 7 (which ONNX Runtime does not run) are upgraded with ONNX's version converter,
-  in two steps around the one change it gets wrong: to opset 6 first (consumed_inputs, is_test,
-  Reshape's shape attribute, Concat's default axis), then the legacy ``broadcast``/``axis``
-  attributes of Add, Mul, … are rewritten here (the converter's 6→7 adapter unsqueezes B at
-  the wrong axes unless ``axis`` is 0, and needs shapes that opset-1 schemas cannot infer), then
-  to opset 7; Gemm fed a (N, C, H, W) map, as Caffe2's opset-3 exports of FC layers do, gets the
-  Flatten(axis=1) that Caffe2's FC did implicitly;
+* IR-3 files list their initializers among the graph inputs: those become plain constants and
+  the file IR 4 (done first, so that the converter sees every weight, even one an IR-3 file
+  forgot to list);
+* opsets below 7 (which ONNX Runtime does not run) are upgraded in two steps, once every
+  BatchNormalization is known to be in inference mode (is_test=1; a Dropout's is_test is dropped).
+  ONNX's version converter takes the graph to opset 6 (consumed_inputs, Reshape's shape
+  attribute, Concat's default axis); two rewrites that need tensor ranks are done here at opset 6: the legacy
+  ``broadcast``/``axis`` attributes of Add, Mul, … (the converter's 6→7 adapter unsqueezes B at
+  the wrong axes unless ``axis`` is 0, and needs shapes that opset-1 schemas cannot infer), and a
+  Flatten(axis=1) before a Gemm fed a (N, C, H, W) map (Caffe2's opset-3 exports of FC layers,
+  whose flattening Caffe2 did implicitly); then the converter takes it to opset 7. Its adapters
+  want fixed dimensions: symbolic ones are pinned to 1 for it and restored afterwards;
 * BatchNormalization with ``spatial=0`` but per-channel (C,) parameters, as MXNet's exporter
   wrote it, gets ``spatial=1``: the only reading under which those parameters fit (ONNX Runtime
   refuses the file as it is);
-* IR-3 files list their initializers among the graph inputs: those become plain constants;
 * constant subgraphs (Constant, ConstantOfShape, Unsqueeze/Reshape/Cast/Concat… of constants)
   are folded into initializers, so weights built that way look like any other weight;
 * the IR version is capped at what ONNX Runtime accepts.
@@ -118,6 +122,7 @@ def _upgrade(model):
     # the graph's declarations restored afterwards (its value_info, inferred with the pins, goes)
     declared = {vi.name: _copy_value_info(vi) for vi in list(model.graph.input) + list(model.graph.output)}
     _pin_symbolic_dims(model)
+    _inference_mode(model, before)
     try:
         if before < LEGACY_BROADCAST_OPSET:
             model = version_converter.convert_version(model, LEGACY_BROADCAST_OPSET)
@@ -133,6 +138,34 @@ def _upgrade(model):
             vi.CopyFrom(declared[vi.name])
     del model.graph.value_info[:]
     return model
+
+
+def _inference_mode(model, opset):
+    """Before opset 7, ``is_test`` (default 0) chose between training and inference. A
+    BatchNormalization in training mode normalises by the batch's own statistics, another function,
+    and is refused (the converter would silently make it an inference one, or assert on is_test=0);
+    in test mode its optional statistics outputs go, unread, since from opset 7 their presence means
+    training mode. A Dropout's is_test goes: in a deployed net it is the identity either way."""
+    graph = model.graph
+    read = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        where = f"{node.op_type} node {node.name or node.output[0]!r}"
+        if node.op_type == "BatchNormalization":
+            if not (attrs.get("is_test") and attrs["is_test"].i):
+                raise ModelError(f"{where}: opset {opset} with is_test=0 means training mode (batch "
+                                 "statistics); export with is_test=1")
+            extra = [o for o in node.output[1:] if o]
+            if any(o in read for o in extra):
+                raise ModelError(f"{where}: other nodes read its statistics outputs, which from opset 7 "
+                                 "would mean training mode")
+            del node.output[1:]
+        if node.op_type == "Dropout" and "is_test" in attrs:
+            kept = [a for a in node.attribute if a.name != "is_test"]
+            del node.attribute[:]
+            node.attribute.extend(kept)
 
 
 def _copy_value_info(vi):

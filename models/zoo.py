@@ -14,7 +14,9 @@ resnet50_caffe2, squeezenet1_0, shufflenet (v1), vgg19_caffe2, zfnet512.
   Conv writes ``conv1_1`` and its in-place ReLU ``conv1_2``; weights are ``<layer>_w_0`` /
   ``<layer>_b_0``, BN parameters ``_s_0``, ``_b_0``, ``_rm_0``, ``_riv_0``; nodes are unnamed.
 * Caffe's ceil pooling is explicit asymmetric padding, as the Caffe2 exporter computed it for
-  ``legacy_pad = CAFFE_LEGACY_POOLING``: pad_end = out·stride − pad − 1 + kernel − size.
+  ``legacy_pad = CAFFE_LEGACY_POOLING``: pad_end = out·stride − pad − 1 + kernel − size (nets
+  written for Caffe2 carry their own pads: BN-Inception's pad_b = pad_r = 1; ResNet-50's and
+  DenseNet's pools round down).
 * Caffe's InnerProduct is Gemm(transB=1) (with ``broadcast=1`` before opset 7); from opset 6 a
   Reshape(x, (1, C·H·W)) by an int64 initializer (``OC2_DUMMY_k``) flattens a map first, while the
   opset-3 files give Gemm the (1, C, H, W) map itself (onnx-mlir issue 128 lists no Reshape in
@@ -23,8 +25,9 @@ resnet50_caffe2, squeezenet1_0, shufflenet (v1), vgg19_caffe2, zfnet512.
 * SpatialBN is BatchNormalization with is_test=1 (and the required consumed_inputs before opset
   6), spatial=1 at opsets 7–8, neither at 9.
 * Dropout has is_test=1 and ratio before opset 7, ratio after, and its mask as a second output.
-* Caffe's Scale layer (DenseNet, Inception v2) is Mul and Add by per-channel vectors with broadcast=1, axis=1
-  before opset 7; from 7 the vectors go through Unsqueeze(axes=[1, 2]) (a constant subgraph).
+* Caffe's Scale layer (DenseNet, Inception v2) is Mul and Add by per-channel vectors with
+  broadcast=1, axis=1 before opset 7; from 7 the vectors go through Unsqueeze(axes=[1, 2]) (a
+  constant subgraph).
 * Residual additions are Sum; concatenations Concat(axis=1); ShuffleNet's channel shuffle is
   Reshape (1, g, C/g, H, W) → Transpose(0, 2, 1, 3, 4) → Reshape (1, C, H, W).
 
@@ -43,7 +46,7 @@ Every builder takes ``opset`` (one the model was published in), ``width`` (chann
 ``input_size``, ``num_classes``, ``seed`` and ``batch`` (1 as in the zoo; None declares a symbolic
 batch while reshapes keep their hard-coded 1, as a user's edited file would). Weights are drawn in
 the same order at every opset, so the encodings of one seed compute the same function.
-``logits_blob(name, model)`` names the blob before the final Softmax (or the output).
+``logits_blob(model)`` names the blob before the final Softmax (or the output).
 """
 from __future__ import annotations
 

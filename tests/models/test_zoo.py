@@ -341,6 +341,62 @@ def test_gemm_fed_a_map_flattens_it(opset, listed):
                                rtol=1e-5, atol=1e-6)
 
 
+def old_batchnorm_model(opset, outputs=1, **attrs):
+    """x → BatchNormalization (per channel, opset < 7 attributes) → Relu."""
+    rng = np.random.default_rng(10)
+    s, b, m = (rng.standard_normal(3).astype(np.float32) for _ in range(3))
+    v = rng.uniform(0.5, 2.0, 3).astype(np.float32)
+    tops = ["bn", "running_mean", "running_var", "saved_mean", "saved_var"][:outputs]
+    nodes = [helper.make_node("BatchNormalization", ["data", "s", "b", "m", "v"], tops, name="bn_conv1",
+                              epsilon=1e-5, **attrs),
+             helper.make_node("Relu", ["bn"], ["relu"])]
+    inits = [numpy_helper.from_array(a, n) for a, n in zip((s, b, m, v), "sbmv")]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("data", onnx.TensorProto.FLOAT,
+                                                                         [2, 3, 4, 5])],
+                              [helper.make_tensor_value_info("relu", onnx.TensorProto.FLOAT, None)], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 3
+    gain = (s / np.sqrt(v + 1e-5)).reshape(3, 1, 1)
+    return model, lambda x: (x - m.reshape(3, 1, 1)) * gain + b.reshape(3, 1, 1), gain
+
+
+@pytest.mark.parametrize("attrs", [{}, {"is_test": 0}], ids=["default", "explicit"])
+@pytest.mark.parametrize("opset", [3, 6])
+def test_old_batchnorm_in_training_mode_is_refused(opset, attrs):
+    """is_test=0 (the default) normalises by batch statistics; ONNX's converter would make the
+    node an inference one without a word (default) or fail on an assertion (explicit)."""
+    extra = {"consumed_inputs": [0, 0, 0, 1, 1]} if opset < 6 else {}
+    model, _, _ = old_batchnorm_model(opset, **attrs, **extra)
+    with pytest.raises(ModelError, match="'bn_conv1'.*is_test=0 means training mode"):
+        Net(model, device="cpu")
+
+
+def test_old_batchnorm_test_mode_statistics_outputs_go():
+    """Opset 6 test mode may list the statistics outputs; kept at opset 7 they would make ONNX
+    Runtime normalise by the batch (a different forward) and the kernel refuse the node."""
+    model, expected, gain = old_batchnorm_model(6, outputs=5, is_test=1)
+    x = np.random.default_rng(11).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    net = Net(model, device="cpu")
+    assert [len(n.outputs) for n in net.graph.nodes] == [1, 1]
+    np.testing.assert_allclose(net.forward(data=x)["relu"], np.maximum(expected(x), 0), rtol=1e-5, atol=1e-6)
+    top_diff = np.ones((2, 3, 4, 5), np.float32)
+    np.testing.assert_allclose(net.backward(relu=top_diff)["data"], gain * (expected(x) > 0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [5, 6])
+def test_old_dropout_is_test_0_is_the_identity(opset):
+    """The converter asserts is_test=1; a deployed Dropout is the identity either way."""
+    nodes = [helper.make_node("Dropout", ["data"], ["drop"], name="drop6", is_test=0, ratio=0.5)]
+    graph = helper.make_graph(nodes, "drop", [helper.make_tensor_value_info("data", onnx.TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("drop", onnx.TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 3
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    net = Net(model, device="cpu")
+    np.testing.assert_array_equal(net.forward(data=x)["drop"], x)
+    np.testing.assert_array_equal(net.backward(drop=np.full((2, 3), 2.0, np.float32))["data"], np.full((2, 3), 2.0))
+
+
 def batchnorm_model(spatial, param_shape, opset=7):
     rng = np.random.default_rng(6)
     params = [rng.uniform(0.5, 1.5, param_shape).astype(np.float32),
