@@ -340,7 +340,8 @@ def _matmul(it, node, x, a):
 
 def _batchnorm(it, node, x, a):
     data, scale, bias, mean, var = x[:5]
-    shape = (1, -1) + (1,) * (data.dim() - 2)
+    # per channel (C,), or per activation (C, H, W) as opset < 9 allows with spatial=0
+    shape = (1,) + tuple(scale.shape) if scale.dim() > 1 else (1, -1) + (1,) * (data.dim() - 2)
     inv = (var + a.get("epsilon", 1e-5)).rsqrt() * scale
     return [(data - mean.reshape(shape)) * inv.reshape(shape) + bias.reshape(shape)]
 
