@@ -68,7 +68,8 @@ def zeros(shape, dtype=np.float32):
 
 def upload(host, dtype=None):
     """A device copy of a host array (C-contiguous, cast to ``dtype`` if given)."""
-    host = np.ascontiguousarray(host, dtype=dtype)
+    shape = np.shape(host)
+    host = np.ascontiguousarray(host, dtype=dtype).reshape(shape)    # ascontiguousarray makes 0-d 1-d
     return cuda.to_device(host)
 
 
@@ -153,7 +154,8 @@ def resident(host, dtype=None):
     key = (id(host), dtype.str)
     entry = _resident.get(key)
     if entry is None or entry[0] is not host:
-        entry = (host, upload(host_arr, dtype))
+        # a 0-d constant (a scalar operand) is kept as one element: kernels read arrays
+        entry = (host, upload(host_arr.reshape(host_arr.shape or (1,)), dtype))
         _resident[key] = entry
     return entry[1]
 
@@ -204,6 +206,12 @@ def _accumulate(acc, d):
 
 
 @kernel
+def _scale(src, factor, out):
+    for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
+        out[i] = src[i] * factor
+
+
+@kernel
 def _cast(src, out):
     for i in range(cuda.grid(1), out.size, cuda.gridsize(1)):
         out[i] = src[i]
@@ -224,6 +232,14 @@ def accumulate(acc, d):
     if acc.size:
         _accumulate[launch(acc.size)](flat(acc), flat(d))
     return acc
+
+
+def scaled(x, factor):
+    """A new array x · factor (factor in x's dtype)."""
+    out = empty(x.shape, x.dtype)
+    if out.size:
+        _scale[launch(out.size)](flat(x), x.dtype.type(factor), flat(out))
+    return out
 
 
 def cast(x, dtype):

@@ -40,6 +40,7 @@ def run_both(op_type, top_diff, bottom_data, top_data, attrs, device_bottoms=Non
         [_as_device(g) for g in top_diff],
         [_as_device(b) if i in device_bottoms else b for i, b in enumerate(bottom_data)],
         [_as_device(t) for t in top_data], attrs)
+    assert len(gpu) == len(bottom_data), f"{op_type}: {len(gpu)} diffs for {len(bottom_data)} bottoms"
     for d in gpu:
         assert d is None or device.is_device_array(d), f"{op_type}: a CUDA kernel returned {type(d)}"
     return cpu, [None if d is None else device.to_host(d) for d in gpu]
@@ -62,6 +63,47 @@ def assert_close(cpu, gpu, rtol, atol=0.0):
 @pytest.fixture
 def close():
     return assert_close
+
+
+def compare(op_type, bottoms, attrs, *, constants=(), propagate_down=None, k=2, opset=17, n_outputs=1,
+            rtol=0.0, atol=0.0, seed=0, dtype=np.float32):
+    """Run ``op_type``'s forward on the CPU, then its backward on both sides with K random top
+    diffs, and compare. Float bottoms are cast to ``dtype``; those at ``constants`` stay host
+    arrays (graph constants), the other float ones become device arrays (runtime tensors), integer
+    ones stay on the host (as the GPU walker passes them). The kernels see only what the walker
+    hands them (gradcheck.visible). atol is relative to the largest |CPU entry|."""
+    from caffe_port.gradcheck import full_attrs, visible
+    from caffe_port.kernels import REGISTRY
+
+    rng = np.random.default_rng(seed)
+    bottoms = [b.astype(dtype) if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating) else b
+               for b in bottoms]
+    if propagate_down is None:
+        propagate_down = [i not in constants and isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating)
+                          for i, b in enumerate(bottoms)]
+    op = REGISTRY[op_type]
+    tops = op.forward(bottoms, dict(full_attrs(attrs, bottoms, [], propagate_down, opset=opset),
+                                    top_shapes=(None,) * n_outputs))
+    a = full_attrs(attrs, bottoms, tops, propagate_down, opset=opset)
+    seen_bottoms, seen_tops = visible(op, bottoms, tops, propagate_down)
+    top_diff = [rng.standard_normal((k,) + t.shape).astype(dtype) for t in tops]
+    on_device = [i for i, b in enumerate(seen_bottoms) if i not in constants and isinstance(b, np.ndarray)
+                 and np.issubdtype(b.dtype, np.floating)]
+    cpu, gpu = run_both(op_type, top_diff, seen_bottoms, seen_tops, a, device_bottoms=on_device)
+    assert len(cpu) == len(gpu)
+    for c, g in zip(cpu, gpu):
+        assert (c is None) == (g is None), (c, g)
+        if c is not None:
+            c = np.asarray(c)
+            assert g.shape == c.shape and g.dtype == c.dtype, (g.shape, c.shape, g.dtype, c.dtype)
+            scale = float(np.abs(c).max()) if c.size else 0.0
+            np.testing.assert_allclose(g, c, rtol=rtol, atol=atol * scale)
+    return cpu, gpu
+
+
+@pytest.fixture
+def check():
+    return compare
 
 
 if SIMULATED:
