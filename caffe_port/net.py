@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from caffe_port import gpu
 from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
 from caffe_port.graph import Graph
 from caffe_port.onnx_import import load_model
@@ -181,13 +182,15 @@ class Net:
     keep:    "backward" keeps only the blobs the backward reads (others are recomputed on access);
              "all" keeps every blob's data and diff, as Caffe does
     threads: ONNX Runtime and Numba thread count (default: all cores)
+    backward_device: None (the GPU when the forward runs on CUDA and Numba sees the device, else the
+             CPU), "cpu", or "cuda" (the Numba CUDA kernels on device-resident activations; see gpu.py)
     debug_info: log, per layer and in Caffe's words, the mean |data| of each top in forward and the
              mean |diff| of each bottom in backward (plus the pass fraction of ReLU-family layers);
              the same records are in ``net.trace``
     """
 
     def __init__(self, model, weights=None, device="auto", *, keep="backward", threads=None,
-                 debug_info=False):
+                 debug_info=False, backward_device=None):
         if keep not in KEEP:
             raise InputError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
         self.graph = Graph(load_model(model, weights))
@@ -196,6 +199,7 @@ class Net:
         announce_compilation()
         self.runtime = Runtime(self.graph, device, threads)
         self.device = self.runtime.device
+        self._gpu = gpu.attach(self.runtime, backward_device)     # None: the CPU walker
         self.threads = threads
         self.keep = keep
         self.inputs = list(self.graph.inputs)
@@ -250,17 +254,25 @@ class Net:
             raise InputError(f"forward start {start!r} comes after end {end!r}")
         in_range = {o for node in self.graph.nodes[start_idx:end_idx + 1] for o in node.outputs if o}
         tops_at_end = set(self.graph.nodes[end_idx].outputs) if end is not None else set()
-        wanted = (set(self.outputs) | self._kept | set(extra) | tops_at_end |
-                  (self._blob_set if self.keep == "all" or self.debug_info else set()))
-        fetch = [b for b in self._blob_names if b in wanted and b in in_range]
+        shown = (set(self.outputs) | set(extra) | tops_at_end |
+                 (self._blob_set if self.keep == "all" or self.debug_info else set()))
+        fetch = [b for b in self._blob_names if b in (shown | self._kept) and b in in_range]
         if start_idx == 0:
-            values = self.runtime.run(feeds, fetch)
+            if self._gpu is not None:    # kept tensors stay on the device; only what is shown comes back
+                values = self._gpu.forward(feeds, fetch, host=shown)
+            else:
+                values = self.runtime.run(feeds, fetch)
             self._data = {**feeds, **values}
             self._feeds = feeds
         else:
             boundary = self._boundary_inputs(start_idx, end_idx)
             sub_feeds = {b: self._blob_data(b) for b in boundary}
-            values = self.runtime.run_range(start_idx, end_idx, sub_feeds, fetch)
+            if self._gpu is not None:
+                values = self._gpu.forward(sub_feeds, fetch, host=shown, start=start_idx, end=end_idx)
+                for name in fetch:       # host copies of the recomputed blobs are stale now
+                    self._data.pop(name, None)
+            else:
+                values = self.runtime.run_range(start_idx, end_idx, sub_feeds, fetch)
             self._data.update(values)
         if self.runtime.per_sample:
             # images ran one at a time and were stacked: every blob is N of its batch-1 self
@@ -269,6 +281,8 @@ class Net:
             self._shapes = {k: (None if v is None else ((v[0] * n,) + tuple(v[1:]) if v else v))
                             for k, v in one.items()}
         self._shapes.update({k: tuple(v.shape) for k, v in values.items()})   # the truth beats inference
+        if self._gpu is not None:
+            self._shapes.update(self._gpu.shapes())
         self._unkept_diffs.clear()
         if self.debug_info:
             self._trace_forward(self.graph.nodes[start_idx:end_idx + 1])
@@ -331,13 +345,17 @@ class Net:
 
         keep = set(self.inputs) | set(diffs) | (self._blob_set if self.keep == "all" else set())
         self._check_memory(stack=k)
-        data = self._backward_data(nodes)
+        data = self._backward_data(nodes) if self._gpu is None else self._data
         observer = None
         if self.debug_info:
             self.trace = [r for r in self.trace if r["phase"] == "forward"]
             observer = self._trace_backward(rule)
-        result = walk(self.graph, nodes, data, injected, self._shapes, rule=rule, keep=keep,
-                      observer=observer)
+        if self._gpu is not None:
+            result = self._gpu.walk(nodes, data, injected, self._shapes, rule=rule, keep=keep,
+                                    observer=observer)
+        else:
+            result = walk(self.graph, nodes, data, injected, self._shapes, rule=rule, keep=keep,
+                          observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)
@@ -416,6 +434,9 @@ class Net:
                 raise ShapeError(f"the shape of blob {name!r} is not known before a forward pass")
             self._data[name] = np.zeros(shape, dtype=np.float32)
             return self._data[name]
+        if self._gpu is not None and name in self._gpu.device_data:
+            self._data[name] = self._gpu.host_copy(name)       # kept on the device by the last forward
+            return self._data[name]
         # not kept by the last forward: recompute it from the same inputs
         self._data[name] = self.runtime.run(self._feeds, [name])[name]
         self._shapes[name] = tuple(self._data[name].shape)
@@ -427,6 +448,8 @@ class Net:
         self._data[name] = check_feed(self.graph, name, np.zeros(shape, dtype=self.graph.input_dtype(name)))
         # as Caffe reallocates: every other blob's data and diff belong to the old shape
         self._data = {k: v for k, v in self._data.items() if k in self.inputs}
+        if self._gpu is not None:
+            self._gpu.clear()
         self._diffs.clear()
         self._unkept_diffs.clear()
         self._feeds = None
@@ -492,6 +515,8 @@ class Net:
                    if not np.array_equal(snap, self.graph.constants[n])]
         if changed:
             self.runtime.invalidate(changed)
+            if self._gpu is not None:
+                self._gpu.forget([self.graph.constants[n] for n in changed])
             for n in changed:
                 self._param_snapshots[n] = self.graph.constants[n].copy()
 
