@@ -44,6 +44,12 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _ints(attrs, name, default):
+    """An ints attribute as a list; absent or empty (ONNX writes both) means the default."""
+    value = attrs.get(name)
+    return list(default) if value is None or len(value) == 0 else [int(v) for v in value]
+
+
 class _Geometry:
     """Kernel, strides, dilations and begin pads in 3-D, and the input/output spatial extents."""
 
@@ -57,11 +63,11 @@ class _Geometry:
             raise ModelError(f"Conv node {name!r}: input of rank {len(x_shape)} with a weight "
                              f"of rank {len(w_shape)}")
         kernel = list(w_shape[2:])
-        if attrs.get("kernel_shape") is not None and list(attrs["kernel_shape"]) != kernel:
-            raise ModelError(f"Conv node {name!r}: kernel_shape {list(attrs['kernel_shape'])} "
+        if _ints(attrs, "kernel_shape", kernel) != kernel:
+            raise ModelError(f"Conv node {name!r}: kernel_shape {_ints(attrs, 'kernel_shape', [])} "
                              f"differs from the weight's {kernel}")
-        strides = list(attrs.get("strides") or [1] * nd)
-        dilations = list(attrs.get("dilations") or [1] * nd)
+        strides = _ints(attrs, "strides", [1] * nd)
+        dilations = _ints(attrs, "dilations", [1] * nd)
         self.group = int(attrs.get("group", 1))
         if x_shape[1] != w_shape[1] * self.group or w_shape[0] % self.group:
             raise ModelError(f"Conv node {name!r}: {x_shape[1]} input channels and weight "
@@ -80,7 +86,7 @@ class _Geometry:
             begin = [0] * nd
             out = [(n - e) // s + 1 for n, e, s in zip(spatial, extent, strides)]
         elif auto_pad == "NOTSET":
-            pads = list(attrs.get("pads") or [0] * (2 * nd))
+            pads = _ints(attrs, "pads", [0] * (2 * nd))
             begin = pads[:nd]
             out = [(n + b + e_ - e) // s + 1
                    for n, b, e_, e, s in zip(spatial, begin, pads[nd:], extent, strides)]
