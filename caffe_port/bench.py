@@ -14,20 +14,22 @@ Per configuration, in this order (inside its subprocess):
 2. first run forward + backward of one image (batch 1): the Numba kernels compile (or load from
              their on-disk cache) and ONNX Runtime creates its session; reported apart ("first")
 3. memory    the input is reshaped to the batch (Caffe's reshape drops every blob of step 2), the
-             freed memory goes back to the OS (``malloc_trim``), RSS is read ("loaded"), the
-             high-water mark is reset (``/proc/self/clear_refs``), one forward + backward runs,
-             and the high-water mark is read ("peak"). ``peak − loaded`` is what the pass itself
-             needed; "kept" is the bytes of the blobs ``Net`` fetches for the backward
+             freed memory goes back to the OS (``malloc_trim``), RSS is read ("loaded"); then the
+             high-water mark is reset (``/proc/self/clear_refs``) before one forward and again
+             before one backward, and read after each. "peak" is the higher of the two minus
+             "loaded"; "kept" is the bytes of the blobs ``Net`` fetches for the backward
              (``graph.kept_tensors()``, inputs excluded)
-4. timing    R runs each, after warm-up: plain ONNX Runtime forward (a session fetching only the
-             outputs); R rounds of five separate forward + backward passes (the top-1 … top-5
-             classes of each image: ``Net.forward`` and ``Net.backward`` timed apart, 5·R samples;
-             a round's total is one "five passes" sample); R top-5 passes in one (one forward, one
-             backward of a stacked (5, N, classes) diff)
-5. profile   the backward walked by ``caffe_port.walker.walk`` with an observer that stamps the
-             clock after each layer: per-layer ms, hence the conv layers' GFLOP/s
-6. peer      PyTorch (when importable; CPU rows): ``TorchNet`` forward + input gradient of the
-             same one-hot, R runs after warm-up, ``torch.set_num_threads(T)``
+4. rounds    one warm-up round, then R rounds, each of which runs, in turn: a plain ONNX Runtime
+             forward (a session fetching only the outputs); five separate forward + backward
+             passes (the top-1 … top-5 classes of each image; ``Net.forward`` and ``Net.backward``
+             timed apart: 5·R samples; the round of five is one "five passes" sample); the top-5
+             in one pass (one forward, one backward of a stacked (5, N, classes) diff); a profiled
+             backward (``caffe_port.walker.walk`` with an observer that reads the clock after each
+             layer: per-layer ms, hence the conv layers' GFLOP/s); and, when torch is importable
+             (CPU rows), PyTorch's forward + input gradient of the same one-hot on the same graph
+             and weights (``TorchNet``, ``torch.set_num_threads(T)``). Interleaving puts every
+             ratio's two sides under the same machine load. The warm-up round also checks that
+             the stacked top-5 equals the five passes and that PyTorch's gradient equals ours.
 
 FLOPs are counted from the graph (``backward_flops``): the input diffs of Conv, Gemm and MatMul
 layers as 2·MACs of the transposed ops, no weight gradients:
@@ -63,7 +65,6 @@ DEFAULT_BATCHES = (1, 8)
 DEFAULT_REPEATS = 5
 TOP_K = 5
 SGEMM_SIZE = 2048
-PROFILE_RUNS = 3
 SCHEMA = "caffe_port.bench/1"
 SAMPLE_IMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "chelsea.jpg")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
@@ -375,73 +376,86 @@ def measure_config(spec) -> dict:
     loaded = _status_mb("VmRSS")
     reset = _reset_peak()
     out = net.forward(**{data_name: x})
+    forward_peak, after_forward = _peak_mb(reset), _status_mb("VmRSS")
     score_shape = tuple(net.blobs[score_blob].shape)
-    classes = _top_classes(out[net.outputs[0]], k)
-    diffs = _one_hots(classes, score_shape)
+    diffs = _one_hots(_top_classes(out[net.outputs[0]], k), score_shape)
+    del out
+    reset = reset and _reset_peak()
     net.backward(**{score_blob: diffs[0]})
-    peak = _peak_mb(reset)
+    backward_peak = _peak_mb(reset)
     inputs = set(net.inputs)
     kept = sorted(n for n in net.graph.kept_tensors() if n not in inputs and n in net.blobs)
-    kept_bytes = sum(int(net.blobs[n].data.nbytes) for n in kept)
-    row["memory"] = {"loaded_mb": loaded, "peak_mb": peak,
-                     "peak_above_loaded_mb": None if loaded is None else peak - loaded,
-                     "kept_mb": kept_bytes / 2 ** 20, "kept_blobs": len(kept),
-                     "method": "VmHWM after clear_refs" if reset else "ru_maxrss (not reset)"}
-    mem = row["memory"]
-    mem["peak_over_kept"] = (mem["peak_above_loaded_mb"] / mem["kept_mb"]
-                             if mem["peak_above_loaded_mb"] is not None and mem["kept_mb"] else None)
-    del out
+    kept_mb = sum(int(net.blobs[n].data.nbytes) for n in kept) / 2 ** 20
+    above = None if loaded is None else max(forward_peak, backward_peak) - loaded
+    row["memory"] = {
+        "loaded_mb": loaded, "peak_mb": max(forward_peak, backward_peak), "peak_above_loaded_mb": above,
+        "forward_peak_above_loaded_mb": None if loaded is None else forward_peak - loaded,
+        "after_forward_above_loaded_mb": None if loaded is None else after_forward - loaded,
+        "backward_peak_above_loaded_mb": None if loaded is None else backward_peak - loaded,
+        "kept_mb": kept_mb, "kept_blobs": len(kept),
+        "peak_over_kept": above / kept_mb if above is not None and kept_mb else None,
+        "method": "VmHWM after clear_refs" if reset else "ru_maxrss (not reset)"}
 
-    # 4. timing
+    # 4.–6. every measurement once to warm up, then R rounds that interleave them all, so that
+    # the ratios compare runs made under the same load
     feeds = {data_name: x}
-    ort = []
-    for i in range(repeats + 1):
+    peer = None
+    if spec.get("torch", True) and row["device"] == "cpu":
+        peer = _torch_peer(spec, threads)
+    shapes = net.graph.shapes({data_name: shape})
+    flop_rows = backward_flops(net.graph, shapes, score_blob)
+    flops = {name: f for name, _, f in flop_rows}
+    ort, forward, backward, five, one_pass, torch_ms, walks = [], [], [], [], [], [], []
+    for r in range(repeats + 1):
         t0 = clock()
         net.runtime.run(feeds, net.outputs)
-        if i:
-            ort.append(clock() - t0)
-    forward, backward, five = [], [], []
-    for _ in range(repeats):
+        t1 = clock()
+        ort.append(t1 - t0)
+        passes = []
         round_start = clock()
-        for j in range(k):
+        for j in range(k):              # five separate passes: top-1 … top-5 of each image
             t0 = clock()
             net.forward(**feeds)
             t1 = clock()
-            net.backward(**{score_blob: diffs[j]})
+            passes.append(net.backward(**{score_blob: diffs[j]})[data_name])
             t2 = clock()
             forward.append(t1 - t0)
             backward.append(t2 - t1)
         five.append(clock() - round_start)
-    passes = []
-    for j in range(k):              # each class's input diff, for the consistency check below
-        net.forward(**feeds)
-        passes.append(net.backward(**{score_blob: diffs[j]})[data_name].copy())
-    one_pass = []
-    for i in range(repeats + 1):
         t0 = clock()
         net.forward(**feeds)
         stacked = net.backward(**{score_blob: diffs})[data_name]
-        if i:
-            one_pass.append(clock() - t0)
-    scale = max(float(np.abs(p).max()) for p in passes) or 1.0
-    row["top5_max_rel_diff"] = max(float(np.abs(stacked[j] - passes[j]).max()) for j in range(k)) / scale
+        one_pass.append(clock() - t0)
+        walks.append(profile_backward(net, score_blob, diffs[0], data_name)[0])
+        if peer is not None and "net" in peer:
+            t0 = clock()
+            peer["net"].forward(**feeds)
+            grad = peer["net"].backward(**{score_blob: diffs[0]})[data_name]
+            torch_ms.append(clock() - t0)
+        if r == 0:                      # the warm-up round: checks, not timings
+            scale = max(float(np.abs(p).max()) for p in passes) or 1.0
+            row["top5_max_rel_diff"] = max(float(np.abs(stacked[j] - passes[j]).max())
+                                           for j in range(k)) / scale
+            if torch_ms:
+                row["torch_rel_l2"] = float(np.linalg.norm(grad - passes[0])) / (float(np.linalg.norm(grad)) or 1.0)
+            del ort[:], forward[:], backward[:], five[:], one_pass[:], torch_ms[:], walks[:]
     row["k"] = k
     ms = lambda values: summarize([1e3 * v for v in values])  # noqa: E731
     row["ms"] = {"ort_forward": ms(ort), "net_forward": ms(forward), "backward": ms(backward),
                  "forward_backward": ms([f + b for f, b in zip(forward, backward)]),
                  "top5_one_pass": ms(one_pass), "top5_five_passes": ms(five)}
+    row["torch"] = None
+    if peer is not None:
+        row["torch"] = {key: value for key, value in peer.items() if key != "net"}
+        if torch_ms:
+            row["torch"]["forward_grad_ms"] = ms(torch_ms)
+            row["torch"]["rel_l2_vs_caffe_port"] = row.pop("torch_rel_l2")
 
-    # 5. FLOPs and the per-layer profile (top-1 diff)
-    shapes = net.graph.shapes({data_name: shape})
-    flop_rows = backward_flops(net.graph, shapes, score_blob)
-    flops = {name: f for name, _, f in flop_rows}
-    profiles = [profile_backward(net, score_blob, diffs[0], data_name)[0]
-                for _ in range(min(PROFILE_RUNS, repeats))]
+    # FLOPs over time: the whole backward's median, and the conv layers' in the profiled walks
     layers = []
-    for j, (name, op_type, _) in enumerate(profiles[0]):
-        seconds = sorted(p[j][2] for p in profiles)[len(profiles) // 2]
-        layers.append({"layer": name, "type": op_type, "ms": 1e3 * seconds,
-                       "gflop": flops.get(name, 0) / 1e9})
+    for j, (name, op_type, _) in enumerate(walks[0]):
+        seconds = sorted(w[j][2] for w in walks)[len(walks) // 2]
+        layers.append({"layer": name, "type": op_type, "ms": 1e3 * seconds, "gflop": flops.get(name, 0) / 1e9})
     total_gflop = sum(flops.values()) / 1e9
     conv_gflop = sum(f for _, t, f in flop_rows if t == "Conv") / 1e9
     conv_ms = sum(r["ms"] for r in layers if r["type"] == "Conv")
@@ -450,38 +464,19 @@ def measure_config(spec) -> dict:
                     "conv_ms": conv_ms, "profile_ms": sum(r["ms"] for r in layers),
                     "conv_gflops": conv_gflop / (conv_ms / 1e3) if conv_ms else None}
     row["profile"] = layers
-
-    # 6. the PyTorch peer, on the CPU, same graph and weights, same one-hot
-    row["torch"] = None
-    if spec.get("torch", True) and row["device"] == "cpu":
-        row["torch"] = _measure_torch(spec, feeds, data_name, score_blob, diffs[0], passes[0], repeats,
-                                      threads)
     return row
 
 
-def _measure_torch(spec, feeds, data_name, score_blob, top_diff, our_diff, repeats, threads):
+def _torch_peer(spec, threads):
+    """{"net": TorchNet on the same graph and weights, "threads", "version"}, or {"skipped": why}."""
     try:
         import torch
     except ImportError:
         return {"skipped": "torch is not importable"}
-    import numpy as np
-
     from caffe_port.torch_reference import TorchNet
     torch.set_num_threads(threads)
     model = _model_source(spec["model"], **spec.get("builder_options", {}))
-    peer = TorchNet(model)
-    del model
-    samples = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        peer.forward(**feeds)
-        grad = peer.backward(**{score_blob: top_diff})[data_name]
-        if i:
-            samples.append(time.perf_counter() - t0)
-    norm = float(np.linalg.norm(grad)) or 1.0
-    return {"forward_grad_ms": summarize([1e3 * s for s in samples]), "threads": torch.get_num_threads(),
-            "version": torch.__version__,
-            "rel_l2_vs_caffe_port": float(np.linalg.norm(grad - our_diff)) / norm}
+    return {"net": TorchNet(model), "threads": torch.get_num_threads(), "version": torch.__version__}
 
 
 def measure_sgemm(spec) -> dict:
@@ -821,15 +816,18 @@ def format_tables(result, profile=False) -> str:
         rows = []
         for r in good:
             mem = r["memory"]
-            rows.append(head(r) + [_num(mem["loaded_mb"], "{:.0f}"), _num(mem["peak_above_loaded_mb"], "{:.0f}"),
-                                   _num(mem["kept_mb"], "{:.0f}"), _num(mem["peak_over_kept"])])
-        out += ["", "Memory, MiB (peak of one forward+backward above the loaded net; kept = blobs "
-                    "fetched for the backward)",
-                _table(["model", "batch", "device", "loaded RSS", "peak above", "kept", "peak/kept"], rows)]
+            mb = lambda key: _num(mem.get(key), "{:.0f}")  # noqa: E731
+            rows.append(head(r) + [mb("loaded_mb"), mb("forward_peak_above_loaded_mb"),
+                                   mb("after_forward_above_loaded_mb"), mb("backward_peak_above_loaded_mb"),
+                                   mb("peak_above_loaded_mb"), mb("kept_mb"), _num(mem["peak_over_kept"])])
+        out += ["", "Memory, MiB above the loaded net (RSS high-water marks of one forward, then one "
+                    "backward; kept = blobs fetched for the backward)",
+                _table(["model", "batch", "device", "loaded RSS", "forward peak", "after forward",
+                        "backward peak", "peak", "kept", "peak/kept"], rows)]
         if profile:
             for r in good:
                 out += ["", f"Backward profile: {os.path.basename(r['model'])} batch {r['batch']} "
-                            f"{r['device']} (median of {min(PROFILE_RUNS, r['repeats'])} walk(s), "
+                            f"{r['device']} (median of {r['repeats']} walk(s), "
                             f"{r['flops']['profile_ms']:.0f} ms in all)"]
                 out.append(format_profile(r["profile"]))
     for r in failed:
