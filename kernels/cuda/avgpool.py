@@ -17,17 +17,7 @@ from caffe_port.kernels.avgpool import _tables
 
 from . import device
 from .device import kernel, launch
-from .maxpool import _first_output, _lift
-
-
-@device.device_function
-def _tap_inside(position, first, dilation, lo, hi):
-    """Whether ``position`` is tap t of a window starting at ``first``, with lo ≤ t < hi."""
-    offset = position - first
-    if offset < 0 or offset % dilation != 0:
-        return False
-    t = offset // dilation
-    return lo <= t < hi
+from .maxpool import _lift
 
 
 @kernel
@@ -46,17 +36,26 @@ def _average_gather(top_diff, stack, planes, in3, out3, strides, pads, reach, di
         od_end = min(out3[0], (d + pads[0]) // strides[0] + 1)
         oh_end = min(out3[1], (h + pads[1]) // strides[1] + 1)
         ow_end = min(out3[2], (w + pads[2]) // strides[2] + 1)
+        # the first output whose window [o·stride − pad_begin, … + reach] can hold the position
+        od_begin = max(0, -((reach[0] - d - pads[0]) // strides[0]))
+        oh_begin = max(0, -((reach[1] - h - pads[1]) // strides[1]))
+        ow_begin = max(0, -((reach[2] - w - pads[2]) // strides[2]))
         for k in range(stack):
             acc = zero
-            for od in range(_first_output(d, strides[0], pads[0], reach[0]), od_end):
-                if not _tap_inside(d, start[od], dil3[0], lo[od], hi[od]):
+            for od in range(od_begin, od_end):
+                # the position must be a tap t, lo ≤ t < hi, of the window along each axis
+                offset = d - start[od]
+                if offset < 0 or offset % dil3[0] != 0 or not lo[od] <= offset // dil3[0] < hi[od]:
                     continue
-                for oh in range(_first_output(h, strides[1], pads[1], reach[1]), oh_end):
-                    if not _tap_inside(h, start[width + oh], dil3[1], lo[width + oh], hi[width + oh]):
+                for oh in range(oh_begin, oh_end):
+                    offset = h - start[width + oh]
+                    if (offset < 0 or offset % dil3[1] != 0
+                            or not lo[width + oh] <= offset // dil3[1] < hi[width + oh]):
                         continue
-                    for ow in range(_first_output(w, strides[2], pads[2], reach[2]), ow_end):
-                        if not _tap_inside(w, start[2 * width + ow], dil3[2], lo[2 * width + ow],
-                                           hi[2 * width + ow]):
+                    for ow in range(ow_begin, ow_end):
+                        offset = w - start[2 * width + ow]
+                        if (offset < 0 or offset % dil3[2] != 0
+                                or not lo[2 * width + ow] <= offset // dil3[2] < hi[2 * width + ow]):
                             continue
                         size = divisor[od] * divisor[width + oh] * divisor[2 * width + ow]
                         o = (od * out3[1] + oh) * out3[2] + ow

@@ -28,7 +28,6 @@ MAX_BLOCKS = 2 if SIMULATED else 4096
 RANK = 8            # axes of a layout: the K axis and up to 7 tensor axes
 
 kernel = cuda.jit(cache=not SIMULATED)
-device_function = cuda.jit(device=True, cache=not SIMULATED)
 
 
 def launch(n):

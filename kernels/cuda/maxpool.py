@@ -50,15 +50,6 @@ def _first_max_switches(bottom, planes, in3, out3, dil3, start, lo, hi, switches
         switches[e] = best
 
 
-@device.device_function
-def _first_output(position, stride, pad_begin, reach):
-    """The first output whose window [o·stride − pad_begin, … + reach] can hold ``position``."""
-    lowest = position + pad_begin - reach
-    if lowest <= 0:
-        return 0
-    return (lowest + stride - 1) // stride
-
-
 @kernel
 def _gather_through_switches(top_diff, switches, stack, planes, in3, out3, strides, pads, reach,
                              zero, bottom_diff):
@@ -74,11 +65,15 @@ def _gather_through_switches(top_diff, switches, stack, planes, in3, out3, strid
         od_end = min(out3[0], (d + pads[0]) // strides[0] + 1)
         oh_end = min(out3[1], (h + pads[1]) // strides[1] + 1)
         ow_end = min(out3[2], (w + pads[2]) // strides[2] + 1)
+        # the first output whose window [o·stride − pad_begin, … + reach] can hold the position
+        od_begin = max(0, -((reach[0] - d - pads[0]) // strides[0]))
+        oh_begin = max(0, -((reach[1] - h - pads[1]) // strides[1]))
+        ow_begin = max(0, -((reach[2] - w - pads[2]) // strides[2]))
         for k in range(stack):
             acc = zero
-            for od in range(_first_output(d, strides[0], pads[0], reach[0]), od_end):
-                for oh in range(_first_output(h, strides[1], pads[1], reach[1]), oh_end):
-                    for ow in range(_first_output(w, strides[2], pads[2], reach[2]), ow_end):
+            for od in range(od_begin, od_end):
+                for oh in range(oh_begin, oh_end):
+                    for ow in range(ow_begin, ow_end):
                         o = (od * out3[1] + oh) * out3[2] + ow
                         if switches[p * outputs + o] == index:
                             acc += top_diff[(k * planes + p) * outputs + o]

@@ -13,7 +13,7 @@ from numba.core import config
 DEVICE_ARRAY_API = frozenset({
     "shape", "strides", "dtype", "size", "ndim", "nbytes", "flags",
     "copy_to_host", "copy_to_device", "reshape", "ravel", "view", "is_c_contiguous",
-    "is_f_contiguous", "split", "bind", "alloc_size", "stream",
+    "is_f_contiguous", "split", "bind", "alloc_size", "stream", "squeeze",
 })
 
 ARITHMETIC = ("__add__", "__sub__", "__mul__", "__floordiv__", "__truediv__", "__mod__", "__pow__",
