@@ -17,7 +17,10 @@ forward, and the diffs ``keep`` names after a backward. What else copies, and wh
 * graphs that only run one image at a time (Runtime.per_sample) run through Runtime.run on the
   host and their kept tensors are uploaded;
 * with ``device="cpu", backward_device="cuda"`` the forward's kept tensors are uploaded (that
-  combination is what lets the simulator test this path without a GPU).
+  combination is what lets the simulator test this path without a GPU);
+* a blob whose data the Net has handed out as a numpy array (an output, a blob read through
+  ``net.blobs``, every blob under keep="all" or debug_info) is read back from that array, which
+  the user may have changed, and uploaded again for the backward that reads it.
 
 The graph's constants reach the kernels as host arrays (the kernel contract) and are copied to the
 device once (kernels.cuda.device.resident); ``forget`` drops the copies after net surgery.
@@ -133,7 +136,7 @@ class GpuBackward:
         if isinstance(value, np.ndarray):
             return value
         if _is_ortvalue(value) and value.device_name().lower() == "cpu":
-            return value.numpy()
+            return np.array(value.numpy())     # a copy, as from a GPU: the user may write into it
         return _device_module().to_host(self._on_device(name))
 
     def clear(self):
@@ -165,10 +168,12 @@ class GpuBackward:
         if name in cache:
             return cache[name]
         device = _device_module()
-        if name in self.device_data:
-            value = self._on_device(name)
-        elif data.get(name) is not None:
+        if data.get(name) is not None:
+            # a host copy the Net holds is the blob's value: it went to the user, who may have
+            # written into it (Caffe's blobs are writable); it goes up again, once per walk
             value = device.as_device(data[name])
+        elif name in self.device_data:
+            value = self._on_device(name)
         else:
             return None
         if not graph.is_float(name) or not np.issubdtype(value.dtype, np.floating):
@@ -178,8 +183,8 @@ class GpuBackward:
 
     def walk(self, nodes, data, injected, shapes, rule="backprop", keep=(), observer=None):
         """walker.walk on the device: same arguments and result ({name: host numpy diff} for the
-        names in ``keep`` that a diff reached); ``data`` holds host values for tensors that are
-        not device-resident (the inputs fed to the forward)."""
+        names in ``keep`` that a diff reached); ``data`` is the Net's host values (inputs, outputs,
+        blobs handed out), which win over the device-resident copies."""
         from caffe_port.kernels.cuda import registry
         device = _device_module()
         graph = self.graph
