@@ -64,7 +64,7 @@ def _w(rng, *shape, scale=0.4):
 
 
 def branchy_net(seed=0):
-    """data (N,3,9,8) → conv1 → relu1 → pool1 (3×3 s2, overlapping) → lrn1 → two branches
+    """data (N,3,7,6) → conv1 → relu1 → pool1 (3×3 s2, overlapping) → lrn1 → two branches
     (conv 1×1 → leaky; grouped conv 3×3 → clip) → concat → global average pool → flatten → fc (Gemm)
     → prob (Softmax)."""
     rng = np.random.default_rng(seed)
@@ -89,7 +89,7 @@ def branchy_net(seed=0):
              initializer("bb", _w(rng, 4, scale=0.1)), initializer("lo", np.array(0.0, np.float32)),
              initializer("hi", np.array(0.6, np.float32)), initializer("fc_w", _w(rng, 5, 7)),
              initializer("fc_b", _w(rng, 5, scale=0.1))]
-    graph = helper.make_graph(nodes, "branchy", [tensor_value_info("data", ("N", 3, 9, 8))],
+    graph = helper.make_graph(nodes, "branchy", [tensor_value_info("data", ("N", 3, 7, 6))],
                               [helper.make_empty_tensor_value_info("prob")], initializer=inits)
     return make_model(graph, 13)
 
@@ -139,7 +139,7 @@ def pair(model, **kw):
 @on_simulator
 @pytest.mark.parametrize("rule", RULES)
 def test_branchy_net_equals_cpu(rule):
-    x = np.random.default_rng(2).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net(), keep="all")
     assert gpu._gpu is not None and cpu._gpu is None
     for net in (cpu, gpu):
@@ -174,7 +174,7 @@ def test_residual_net_equals_cpu(rule):
 def test_kept_tensors_stay_on_the_device():
     """After a forward only the output comes back to the host; the tensors the backward reads stay
     on the (simulated) device, and reading one as a blob copies it back."""
-    x = np.random.default_rng(5).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(5).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net())
     cpu.forward(data=x)
     gpu.forward(data=x)
@@ -186,7 +186,7 @@ def test_kept_tensors_stay_on_the_device():
 
 @on_simulator
 def test_net_surgery_reaches_the_device_weights():
-    x = np.random.default_rng(6).standard_normal((1, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(6).standard_normal((1, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net())
     for net in (cpu, gpu):
         net.forward(data=x)
@@ -201,7 +201,7 @@ def test_net_surgery_reaches_the_device_weights():
 @on_simulator
 def test_partial_forward_and_debug_info():
     """forward(start=…) recomputes part of the net on the device; debug_info sees host copies."""
-    x = np.random.default_rng(7).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(7).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net(), debug_info=True)
     results = []
     for net in (cpu, gpu):
@@ -222,7 +222,7 @@ def test_partial_forward_and_debug_info():
 def test_op_without_cuda_kernel_runs_on_the_cpu(monkeypatch):
     from caffe_port.kernels.cuda import registry
     monkeypatch.delitem(registry.REGISTRY, "LRN")
-    x = np.random.default_rng(8).standard_normal((2, 3, 9, 8)).astype(np.float32)
+    x = np.random.default_rng(8).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net())
     results = []
     for net in (cpu, gpu):

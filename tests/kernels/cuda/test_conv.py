@@ -54,7 +54,7 @@ def test_input_diff(name, x_shape, w_shape, attrs, both):
 
 
 @pytest.mark.parametrize("name,x_shape,w_shape,attrs",
-                         [c for c in CASES if c[0] in ("plain", "group2", "depthwise_x2_stride2", "conv3d")])
+                         [c for c in CASES if c[0] in ("plain", "group2", "depthwise_x2_stride2")])
 def test_weight_and_bias_diffs(name, x_shape, w_shape, attrs, both):
     top_diff, bottoms, tops, a = setup(x_shape, w_shape, attrs, [True, True, True], seed=1)
     cpu, gpu = both("Conv", top_diff, bottoms, tops, a, device_bottoms=(0,))
