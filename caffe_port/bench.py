@@ -28,7 +28,8 @@ Per configuration, in this order (inside its subprocess):
              backward (``caffe_port.walker.walk`` with an observer that reads the clock after each
              layer: per-layer ms, hence the conv layers' GFLOP/s); and, when torch is importable
              (CPU rows), PyTorch's forward + input gradient of the same one-hot on the same graph
-             and weights (``TorchNet``, ``torch.set_num_threads(T)``). Interleaving puts every
+             and weights (``TorchNet``, ``torch.set_num_threads(T)``); and one numpy float32
+             matmul of two n×n matrices (sgemm, 2·n³ FLOPs). Interleaving puts every
              ratio's two sides under the same machine load. The warm-up round also checks that
              the stacked top-5 equals the five passes and that PyTorch's gradient equals ours.
 
@@ -412,8 +413,14 @@ def measure_config(spec) -> dict:
     shapes = net.graph.shapes({data_name: shape})
     flop_rows = backward_flops(net.graph, shapes, score_blob)
     flops = {name: f for name, _, f in flop_rows}
-    ort, forward, backward, five, one_pass, torch_ms, walks = [], [], [], [], [], [], []
+    n = int(spec.get("sgemm_size", SGEMM_SIZE))
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    c = np.empty((n, n), dtype=np.float32)
+    ort, forward, backward, five, one_pass, torch_ms, walks, sgemm = [], [], [], [], [], [], [], []
     for r in range(repeats + 1):
+        t0 = clock()
+        np.matmul(a, b, out=c)
+        sgemm.append(2.0 * n ** 3 / (clock() - t0) / 1e9)
         t0 = clock()
         net.runtime.run(feeds, net.outputs)
         t1 = clock()
@@ -445,7 +452,9 @@ def measure_config(spec) -> dict:
                                            for j in range(k)) / scale
             if torch_ms:
                 row["torch_rel_l2"] = float(np.linalg.norm(grad - passes[0])) / (float(np.linalg.norm(grad)) or 1.0)
-            del ort[:], forward[:], backward[:], five[:], one_pass[:], torch_ms[:], walks[:]
+            del ort[:], forward[:], backward[:], five[:], one_pass[:], torch_ms[:], walks[:], sgemm[:]
+    del a, b, c
+    row["sgemm"] = {"size": n, "gflops": summarize(sgemm)}
     row["k"] = k
     ms = lambda values: summarize([1e3 * v for v in values])  # noqa: E731
     row["ms"] = {"ort_forward": ms(ort), "net_forward": ms(forward), "backward": ms(backward),
@@ -682,7 +691,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                     f"load average {os.getloadavg()[0]:.2f})")
                 load_start = list(os.getloadavg())
                 spec = {"model": model, "batch": batch, "device": dev, "threads": threads,
-                        "repeats": repeats, "torch": bool(torch),
+                        "repeats": repeats, "torch": bool(torch), "sgemm_size": sgemm_size,
                         "builder_options": dict(builder_options or {})}
                 row = _run_worker("config", spec, threads)
                 row.update({"model": model, "batch": batch, "device": row.get("device", dev)})
@@ -707,7 +716,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
 def _add_ratios(result):
     """caffe_port / PyTorch (a GPU row against the CPU row's PyTorch of the same model and batch),
     top-5 one pass / five passes, conv GFLOP/s / sgemm GFLOP/s."""
-    sgemm = (result.get("sgemm") or {}).get("gflops", {}).get("median")
+    whole_run = (result.get("sgemm") or {}).get("gflops", {}).get("median")
     peers = {(r["model"], r["batch"]): r["torch"]["forward_grad_ms"] for r in result["configs"]
              if "error" not in r and r.get("torch") and "forward_grad_ms" in r["torch"]}
     for row in result["configs"]:
@@ -715,6 +724,8 @@ def _add_ratios(result):
             continue
         peer = peers.get((row["model"], row["batch"]))
         conv = row["flops"].get("conv_gflops")
+        # the sgemm measured in this configuration's own rounds, under the same load
+        sgemm = (row.get("sgemm") or {}).get("gflops", {}).get("median") or whole_run
         row["ratios"] = {
             "vs_torch": ratio(row["ms"]["forward_backward"], peer),
             "top5": ratio(row["ms"]["top5_one_pass"], row["ms"]["top5_five_passes"]),
@@ -788,8 +799,9 @@ def format_tables(result, profile=False) -> str:
            f"load average (1/5/15 min) at start {_load(result['load_average_start'])}, "
            f"at end {_load(result.get('load_average_end'))}"]
     if "gflops" in sgemm:
-        out.append(f"sgemm (numpy float32 {sgemm['size']}×{sgemm['size']} matmul): "
-                   f"{_cell(sgemm['gflops'], 1)} GFLOP/s")
+        out.append(f"sgemm (numpy float32 {sgemm['size']}×{sgemm['size']} matmul, before the "
+                   f"configurations): {_cell(sgemm['gflops'], 1)} GFLOP/s; each configuration's "
+                   f"ratio uses the sgemm timed in its own rounds")
     elif sgemm:
         out.append(f"sgemm: failed ({sgemm.get('error')})")
     good = [r for r in result["configs"] if "error" not in r]
@@ -816,10 +828,11 @@ def format_tables(result, profile=False) -> str:
                                    _cell(t["top5_five_passes"], _digits(t["top5_five_passes"])),
                                    _num(r["ratios"]["top5"]), _num(f["backward_gflop"], "{:.1f}"),
                                    _num(f["backward_gflops"], "{:.1f}"), _num(f["conv_gflops"], "{:.1f}"),
+                                   _num((r.get("sgemm") or {}).get("gflops", {}).get("median"), "{:.1f}"),
                                    _num(_pct(r["ratios"]["conv_of_sgemm"]), "{:.0f} %")])
         out += ["", f"Top-{TOP_K} and arithmetic rate",
                 _table(["model", "batch", "device", "top-5 one pass", "five passes", "ratio",
-                        "bwd GFLOP", "bwd GFLOP/s", "conv GFLOP/s", "conv/sgemm"], rows)]
+                        "bwd GFLOP", "bwd GFLOP/s", "conv GFLOP/s", "sgemm GFLOP/s", "conv/sgemm"], rows)]
         rows = []
         for r in good:
             mem = r["memory"]

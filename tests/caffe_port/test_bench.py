@@ -183,8 +183,9 @@ def test_json_shape(tiny_run):
 
 def test_arithmetic_of_the_columns(tiny_run):
     result, _, _ = tiny_run
-    sgemm = result["sgemm"]["gflops"]["median"]
     for r in (r for r in result["configs"] if "error" not in r):
+        sgemm = r["sgemm"]["gflops"]["median"]          # timed in the configuration's own rounds
+        assert r["sgemm"]["size"] == 128 and r["sgemm"]["gflops"]["n"] == 1
         ms = r["ms"]
         fb = [f + b for f, b in zip(ms["net_forward"]["samples"], ms["backward"]["samples"])]
         assert ms["forward_backward"]["samples"] == pytest.approx(fb, rel=1e-12)
@@ -227,7 +228,7 @@ def test_table_and_plot_from_a_saved_run(tiny_run, tmp_path):
     text = proc.stdout
     assert "1 thread(s) for ONNX Runtime, Numba, BLAS and PyTorch" in text
     for column in ("ORT forward", "Net forward", "backward", "PyTorch fwd+grad", "first run",
-                   "top-5 one pass", "five passes", "conv GFLOP/s", "forward peak", "backward peak", "kept", "2nd pass peak", "load avg"):
+                   "top-5 one pass", "five passes", "conv GFLOP/s", "sgemm GFLOP/s", "forward peak", "backward peak", "kept", "2nd pass peak", "load avg"):
         assert column in text, column
     assert "free_size.onnx batch 2 cpu: failed" in text
     assert "Backward profile: lenet batch 2 cpu" in text
