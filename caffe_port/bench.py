@@ -936,7 +936,7 @@ def plot(result, path, dpi=110):
     m = result["machine"]
     top.set_title(f"caffe_port backward, {m['threads']} thread(s), {m.get('cpu') or ''}")
     ratios = [("fwd+bwd / PyTorch", "vs_torch", 1.0), ("top-5 one pass / five", "top5", 0.7),
-              ("conv GFLOP/s / sgemm", "conv_of_sgemm", 0.5)]
+              ("conv GFLOP/s / sgemm", "conv_of_sgemm", 0.5), ("peak memory / kept", "peak_over_kept", 1.5)]
     width = 0.8 / len(ratios)
     for j, (name, key, target) in enumerate(ratios):
         values = np.array([r["ratios"].get(key) if r["ratios"].get(key) is not None else np.nan for r in good])
@@ -944,7 +944,7 @@ def plot(result, path, dpi=110):
         bottom.axhline(target, color=bars.patches[0].get_facecolor(), linestyle="--", linewidth=1)
     bottom.set_xticks(x, labels)
     bottom.set_ylabel("ratio")
-    bottom.legend(fontsize="small", ncols=3)
+    bottom.legend(fontsize="small", ncols=4)
     directory = os.path.dirname(os.fspath(path))
     if directory:
         os.makedirs(directory, exist_ok=True)
