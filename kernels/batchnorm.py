@@ -20,7 +20,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from .elementwise import _reduce_to
+from .elementwise import reduce_to
 
 
 def _node(attrs):
@@ -103,7 +103,7 @@ def batchnorm_backward(top_diff, bottom_data, top_data, attrs):
                              "input x, which the runtime did not keep")
         mean = _broadcastable(bottom_data[3], x_shape, attrs).astype(dtype, copy=False)
         x_hat = (bottom_data[0].astype(dtype, copy=False) - mean) * inv_std
-        bottom_diff[1] = _reduce_to(dy * x_hat, inv_std.shape).reshape((-1,) + tuple(shapes[0]))
+        bottom_diff[1] = reduce_to(dy * x_hat, inv_std.shape).reshape((-1,) + tuple(shapes[0]))
     if propagate_down[2]:
-        bottom_diff[2] = _reduce_to(dy, inv_std.shape).reshape((-1,) + tuple(shapes[1]))
+        bottom_diff[2] = reduce_to(dy, inv_std.shape).reshape((-1,) + tuple(shapes[1]))
     return bottom_diff

@@ -16,7 +16,7 @@ it in place; dtypes follow top_diff (float32 stays float32).
 import numpy as np
 
 
-def _reduce_to(diff, shape, copy=False):
+def reduce_to(diff, shape, copy=False):
     """(K, *top_shape) → (K, *shape): sum over the axes that broadcasting stretched.
 
     ``copy``: when nothing is summed the result would be ``diff`` itself; copy it then, so a diff
@@ -60,7 +60,7 @@ def sum_forward(bottom_data, attrs):
 
 def sum_backward(top_diff, bottom_data, top_data, attrs):
     g = top_diff[0]
-    return [_reduce_to(g, _shape(bottom_data, attrs, i), copy=True) if pd else None
+    return [reduce_to(g, _shape(bottom_data, attrs, i), copy=True) if pd else None
             for i, pd in enumerate(attrs["propagate_down"])]
 
 
@@ -73,8 +73,8 @@ def sub_forward(bottom_data, attrs):
 def sub_backward(top_diff, bottom_data, top_data, attrs):
     g = top_diff[0]
     pd = attrs["propagate_down"]
-    return [_reduce_to(g, _shape(bottom_data, attrs, 0), copy=True) if pd[0] else None,
-            -_reduce_to(g, _shape(bottom_data, attrs, 1)) if pd[1] else None]
+    return [reduce_to(g, _shape(bottom_data, attrs, 0), copy=True) if pd[0] else None,
+            -reduce_to(g, _shape(bottom_data, attrs, 1)) if pd[1] else None]
 
 
 # --- Mul: y = a · b;  ∂/∂a = g · b, ∂/∂b = g · a --------------------------------------------------
@@ -86,9 +86,9 @@ def mul_forward(bottom_data, attrs):
 def mul_backward(top_diff, bottom_data, top_data, attrs):
     g = top_diff[0]
     pd = attrs["propagate_down"]
-    return [_reduce_to(g * _operand(bottom_data, 1, g.dtype), _shape(bottom_data, attrs, 0))
+    return [reduce_to(g * _operand(bottom_data, 1, g.dtype), _shape(bottom_data, attrs, 0))
             if pd[0] else None,
-            _reduce_to(g * _operand(bottom_data, 0, g.dtype), _shape(bottom_data, attrs, 1))
+            reduce_to(g * _operand(bottom_data, 0, g.dtype), _shape(bottom_data, attrs, 1))
             if pd[1] else None]
 
 
@@ -106,10 +106,10 @@ def div_backward(top_diff, bottom_data, top_data, attrs):
         b = _operand(bottom_data, 1, g.dtype)
         g_over_b = g / b
         if pd[0]:
-            da = _reduce_to(g_over_b, _shape(bottom_data, attrs, 0))
+            da = reduce_to(g_over_b, _shape(bottom_data, attrs, 0))
         if pd[1]:
             a = _operand(bottom_data, 0, g.dtype)
-            db = _reduce_to(-(g_over_b * (a / b)), _shape(bottom_data, attrs, 1))
+            db = reduce_to(-(g_over_b * (a / b)), _shape(bottom_data, attrs, 1))
     return [da, db]
 
 
@@ -133,7 +133,7 @@ def _extreme_backward(top_diff, bottom_data, top_data, attrs):
         holds = np.asarray(x) == y
         holds = holds & ~claimed
         claimed |= holds
-        bottom_diff.append(_reduce_to(g * holds, np.shape(x)).astype(g.dtype, copy=False)
+        bottom_diff.append(reduce_to(g * holds, np.shape(x)).astype(g.dtype, copy=False)
                            if pd[i] else None)
     return bottom_diff
 
@@ -177,10 +177,10 @@ def pow_backward(top_diff, bottom_data, top_data, attrs):
     p = _operand(bottom_data, 1, g.dtype)
     dx = dp = None
     if pd[0]:
-        dx = _reduce_to(g * (p * np.power(x, p - 1)), x.shape)
+        dx = reduce_to(g * (p * np.power(x, p - 1)), x.shape)
     if len(pd) > 1 and pd[1]:
         y = np.asarray(top_data[0]).astype(g.dtype, copy=False)
         positive = x > 0
         log_x = np.log(np.where(positive, x, 1))
-        dp = _reduce_to(g * np.where(positive, y * log_x, 0), np.shape(bottom_data[1]))
+        dp = reduce_to(g * np.where(positive, y * log_x, 0), np.shape(bottom_data[1]))
     return [dx, dp]

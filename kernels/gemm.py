@@ -15,7 +15,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from .elementwise import _reduce_to
+from .elementwise import reduce_to
 
 
 def _operands(bottom_data, attrs, dtype):
@@ -73,5 +73,5 @@ def gemm_backward(top_diff, bottom_data, top_data, attrs):
         bottom_diff[1] = d_op_b
     if n_in > 2 and propagate_down[2]:
         c_shape = attrs["bottom_shapes"][2] if bottom_data[2] is None else bottom_data[2].shape
-        bottom_diff[2] = _reduce_to(dy, c_shape) * dtype.type(attrs.get("beta", 1.0))
+        bottom_diff[2] = reduce_to(dy, c_shape) * dtype.type(attrs.get("beta", 1.0))
     return bottom_diff

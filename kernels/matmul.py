@@ -13,7 +13,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from .elementwise import _reduce_to
+from .elementwise import reduce_to
 
 
 def matmul_forward(bottom_data, attrs):
@@ -60,14 +60,14 @@ def matmul_backward(top_diff, bottom_data, top_data, attrs):
             # the K·batch·M rows.
             d_a = np.matmul(dy_p.reshape(-1, N), b.T).reshape((K,) + a_p)
         else:
-            d_a = _reduce_to(np.matmul(dy_p, _swap(b)), a_p)
+            d_a = reduce_to(np.matmul(dy_p, _swap(b)), a_p)
         bottom_diff[0] = d_a.reshape((K,) + shapes[0])
     if propagate_down[1]:
         if len(b_p) == 2:
             # Every row of A (over batch and M) meets the same B: sum over them inside the matmul.
             d_b = np.matmul(a.reshape(-1, P).T, dy_p.reshape(K, -1, N))
         else:
-            d_b = _reduce_to(np.matmul(_swap(a), dy_p), b_p)
+            d_b = reduce_to(np.matmul(_swap(a), dy_p), b_p)
         bottom_diff[1] = d_b.reshape((K,) + shapes[1])
     return bottom_diff
 

@@ -71,6 +71,11 @@ def filter_and_input(propagate_down):
     return ((1,) if x else ()) + ((0,) if w else ())
 
 
+def scale_reads(propagate_down):
+    """BatchNormalization: dX needs scale and var; a scale diff (non-constant scale) also needs x."""
+    return (1, 4) + ((0,) if len(propagate_down) > 1 and propagate_down[1] else ())
+
+
 REGISTRY: dict[str, Op] = {
     # ReLU family: the three rules live here
     "Relu":               Op("relu", "relu", tops=(0,), relu_family=True),
@@ -81,7 +86,7 @@ REGISTRY: dict[str, Op] = {
     "Conv":               Op("conv", "conv", bottoms=filter_and_input),
     "Gemm":               Op("gemm", "gemm", bottoms=other_operands),
     "MatMul":             Op("matmul", "matmul", bottoms=other_operands),
-    "BatchNormalization": Op("batchnorm", "batchnorm", bottoms=(1, 4)),
+    "BatchNormalization": Op("batchnorm", "batchnorm", bottoms=scale_reads),
     # pooling
     "MaxPool":            Op("maxpool", "maxpool", bottoms=(0,)),
     "GlobalMaxPool":      Op("maxpool", "global_maxpool", bottoms=(0,)),
