@@ -54,7 +54,7 @@ class Blob:
 
     @data.setter
     def data(self, value):
-        self.data[...] = _fit(value, self.data.shape, self.name, "data")
+        self.data[...] = fit_array(value, self.data.shape, self.name, "data")
 
     @property
     def diff(self) -> np.ndarray:
@@ -111,7 +111,7 @@ class ParamBlob(Blob):
 
     @data.setter
     def data(self, value):
-        self.data[...] = _fit(value, self.data.shape, self.name, "data")
+        self.data[...] = fit_array(value, self.data.shape, self.name, "data")
 
     @property
     def diff(self):
@@ -132,7 +132,7 @@ class _Blobs(Mapping):
 
     def __getitem__(self, name):
         if name not in self._net._blob_set:
-            raise BlobError(f"unknown blob {name!r}" + _suggest(name, self._names()))
+            raise BlobError(f"unknown blob {name!r}" + suggest(name, self._names()))
         if name not in self._cache:
             self._cache[name] = Blob(self._net, name)
         return self._cache[name]
@@ -163,7 +163,7 @@ class _Params(Mapping):
     def __getitem__(self, layer):
         if layer not in self._layers:
             raise BlobError(f"layer {layer!r} has no parameters" if layer in self._net.graph.by_name
-                            else f"unknown layer {layer!r}" + _suggest(layer, list(self._layers)))
+                            else f"unknown layer {layer!r}" + suggest(layer, list(self._layers)))
         return self._layers[layer]
 
     def __iter__(self):
@@ -402,7 +402,7 @@ class Net:
 
     def _known(self, name):
         if name not in self._blob_set:
-            raise BlobError(f"unknown blob {name!r}" + _suggest(name, self._blob_names))
+            raise BlobError(f"unknown blob {name!r}" + suggest(name, self._blob_names))
         return True
 
     def _update_shapes(self, input_shapes=None):
@@ -474,7 +474,7 @@ class Net:
         if value.ndim == len(shape) + 1 and value.shape[1:] == shape:
             self._diffs[name] = np.array(value)                      # a stack of K diffs
         else:
-            self._diffs[name] = np.array(_fit(value, shape, name, "diff"))
+            self._diffs[name] = np.array(fit_array(value, shape, name, "diff"))
         self._unkept_diffs.discard(name)
         self._last_results.discard(name)
 
@@ -583,7 +583,7 @@ def _ensure_debug_handler():
         log.setLevel(logging.INFO)
 
 
-def _fit(value, shape, name, what):
+def fit_array(value, shape, name, what="array"):
     """Accept an array of the blob's shape, or of the same size (Caffe code reshapes freely)."""
     value = np.asarray(value, dtype=np.float32)
     if value.shape == tuple(shape):
@@ -597,7 +597,7 @@ def _fit(value, shape, name, what):
                          f"{tuple(shape)}") from None
 
 
-def _suggest(name, names):
+def suggest(name, names):
     import difflib
     close = difflib.get_close_matches(str(name), [str(n) for n in names], n=3)
     return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""

@@ -143,7 +143,7 @@ class Geometry:
 
     def source_coordinates(self):
         """For every original pixel, its (x, y) coordinate in the crop (float32 H0×W0 arrays)."""
-        (h0, w0), (hr, wr), (h, w) = self.original, self.resized, self.size
+        (h0, w0), (hr, wr), (_, w) = self.original, self.resized, self.size
         xs = (np.arange(w0, dtype=np.float64) + 0.5) * (wr / w0) - 0.5 - self.left
         ys = (np.arange(h0, dtype=np.float64) + 0.5) * (hr / h0) - 0.5 - self.top
         if self.mirrored:

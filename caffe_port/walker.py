@@ -11,7 +11,6 @@ Every diff carries a leading K axis: K stacked diffs share one forward pass.
 """
 from __future__ import annotations
 
-import numpy as np
 
 from caffe_port.kernels import REGISTRY
 

@@ -56,7 +56,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from caffe_port.models.builders import caffe_pool_geometry, conv_output_size
+from caffe_port.models.builders import GOOGLENET_INCEPTIONS, caffe_pool_geometry, conv_output_size
 from caffe_port.onnx_util import ir_for_opset
 
 STYLE_OPSETS = {"caffe2": (3, 6, 7, 8, 9), "mxnet": (7,), "torch": (9, 10)}
@@ -518,21 +518,6 @@ def vgg19(opset=9, **kwargs):
 
 
 # --- GoogLeNet / Inception ------------------------------------------------------------------------
-
-GOOGLENET_INCEPTIONS = [  # name, 1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool proj (BVLC deploy)
-    ("inception_3a", 64, 96, 128, 16, 32, 32),
-    ("inception_3b", 128, 128, 192, 32, 96, 64),
-    ("pool3/3x3_s2",),
-    ("inception_4a", 192, 96, 208, 16, 48, 64),
-    ("inception_4b", 160, 112, 224, 24, 64, 64),
-    ("inception_4c", 128, 128, 256, 24, 64, 64),
-    ("inception_4d", 112, 144, 288, 32, 64, 64),
-    ("inception_4e", 256, 160, 320, 32, 128, 128),
-    ("pool4/3x3_s2",),
-    ("inception_5a", 256, 160, 320, 32, 128, 128),
-    ("inception_5b", 384, 192, 384, 48, 128, 128),
-]
-
 
 def _inception(z, name, bottom, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj):
     def conv_relu(suffix, x, num_output, kernel, pad=0):

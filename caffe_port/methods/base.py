@@ -17,7 +17,6 @@ stacked diffs of ``Net.backward``). Results are (N, ...) for a single target per
 from __future__ import annotations
 
 import difflib
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,15 +65,9 @@ def find_input_blob(net, input_blob=None) -> str:
 # --- class names -----------------------------------------------------------------------------------
 
 def imagenet_labels():
-    """The 1000 ILSVRC-2012 class names, in class-index order (caffe_port/data), or None."""
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "data", "imagenet_classes.txt")
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        lines = [line.rstrip("\n") for line in f if line.strip()]
-    # "n01440764 tench, Tinca tinca": a WordNet id, then the names
-    return [line.split(" ", 1)[1] if line[:1] == "n" and " " in line else line for line in lines]
+    """The 1000 ILSVRC-2012 class names, in class-index order (caffe_port/data)."""
+    from caffe_port import imagenet
+    return list(imagenet.class_names())
 
 
 def class_index(name, labels) -> int:
@@ -83,6 +76,9 @@ def class_index(name, labels) -> int:
     if labels is None:
         raise InputError(f"class {name!r} given by name, but the net has no class names: "
                          f"pass labels= (a list of names) or a class index")
+    from caffe_port import imagenet
+    if len(labels) == imagenet.NUM_CLASSES and tuple(labels) == imagenet.class_names():
+        return imagenet.class_index(name)       # also WordNet ids, and ambiguity reported
     wanted = name.strip().lower()
     for k, label in enumerate(labels):
         if wanted == label.lower() or wanted in (s.strip().lower() for s in label.split(",")):

@@ -25,6 +25,7 @@ from collections import OrderedDict
 import numpy as np
 
 from caffe_port.errors import BlobError, InputError, ShapeError
+from caffe_port.net import fit_array, suggest
 
 METADATA_KEY = "caffe_port.caffe"
 _warned_once = set()
@@ -149,7 +150,7 @@ class Blob(_BlobBase):
     @diff.setter
     def diff(self, value):
         buffer = self._net._diff_buffer(self.name)
-        buffer[...] = _fit(value, buffer.shape, self.name)
+        buffer[...] = fit_array(value, buffer.shape, self.name)
         self._net._from_backward.discard(self.name)
 
     @property
@@ -198,7 +199,7 @@ class ParamBlob(_BlobBase):
     @data.setter
     def data(self, value):
         target = self.data
-        target[...] = _fit(value, target.shape, f"{self.layer}[{self.index}]")
+        target[...] = fit_array(value, target.shape, f"{self.layer}[{self.index}]")
 
     @property
     def diff(self):
@@ -225,7 +226,7 @@ class _Names(OrderedDict):
         self._what = what
 
     def __missing__(self, key):
-        raise BlobError(f"unknown {self._what} {key!r}" + _suggest(key, list(self)))
+        raise BlobError(f"unknown {self._what} {key!r}" + suggest(key, list(self)))
 
 
 # --- the net --------------------------------------------------------------------------------------
@@ -326,7 +327,7 @@ class Net:
         for name, value in kwargs.items():
             if name not in self.inputs:
                 raise BlobError(f"{name!r} is not an input of this net (inputs: "
-                                f"{', '.join(self.inputs)})" + _suggest(name, self.inputs))
+                                f"{', '.join(self.inputs)})" + suggest(name, self.inputs))
             value = np.array(value, dtype=np.float32)
             if value.shape != self.blobs[name].shape:
                 self.blobs[name].reshape(*value.shape)
@@ -431,7 +432,7 @@ class Net:
             written = [tensor for tensor, _ in chain if tensor in consumed]
             if written:
                 buffer = self._diff_buffer(blob)
-                buffer[...] = _fit(engine.blobs[written[0]].diff, buffer.shape, blob)
+                buffer[...] = fit_array(engine.blobs[written[0]].diff, buffer.shape, blob)
                 self._from_backward.add(blob)
 
     def _warn_overwritten(self, blob, top):
@@ -557,7 +558,7 @@ class Net:
             return default
         if name in self._layer_index:
             return self._layer_index[name]
-        raise BlobError(f"unknown layer {name!r}" + _suggest(name, list(self._layer_index)))
+        raise BlobError(f"unknown layer {name!r}" + suggest(name, list(self._layer_index)))
 
     # -- params (net surgery) -------------------------------------------------------------------
 
@@ -730,24 +731,3 @@ def _load(network_file, weights, phase, level, stages):
     # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
     return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
                          fill_missing=True)
-
-
-def _fit(value, shape, name):
-    """An array for a blob of ``shape``: that shape, the same number of values in another shape
-    (Caffe code passes (1, 1000, 1, 1) for (1, 1000)), or one that broadcasts to it."""
-    value = np.asarray(value, dtype=np.float32)
-    if value.shape == tuple(shape):
-        return value
-    if value.size == int(np.prod(shape, dtype=np.int64)):
-        return value.reshape(shape)
-    try:
-        return np.broadcast_to(value, shape)
-    except ValueError:
-        raise ShapeError(f"an array of shape {value.shape} does not fit blob {name!r} of shape "
-                         f"{tuple(shape)}") from None
-
-
-def _suggest(name, names):
-    import difflib
-    close = difflib.get_close_matches(str(name), [str(n) for n in names], n=3)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""

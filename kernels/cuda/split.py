@@ -6,7 +6,6 @@
 The sizes and the slice index are resolved by the CPU kernel's functions (kernels/split.py); the
 copies are device.copy_layout, a Slice's negative steps becoming negative strides.
 """
-import numpy as np
 
 from caffe_port.kernels.split import _normal_axis, slice_index, split_sizes
 

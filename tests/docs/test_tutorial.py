@@ -11,7 +11,6 @@ import io
 import re
 from pathlib import Path
 
-import pytest
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "backprop-by-hand.md"
 FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)

@@ -19,7 +19,6 @@ fed two images.
 """
 import functools
 
-import caffe_port.kernels._jit  # noqa: F401  sets OMP_WAIT_POLICY=PASSIVE before torch starts OpenMP
 import numpy as np
 import onnx
 import pytest
