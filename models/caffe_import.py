@@ -91,6 +91,34 @@ def caffe_param_shapes(prototxt, *, phase="TEST", level=0, stages=()) -> dict:
             for layer in converter.layers_meta if layer["param_shapes"]}
 
 
+def write_seeded_caffemodel(prototxt, caffemodel, seed=0, first_gain=1.0):
+    """Write a real ``.caffemodel`` for ``prototxt`` with seeded random weights (tests, benchmarks
+    and demos without downloads): He-scaled filters, small biases, BatchNorm sums with scale
+    factor 4 (positive variances), Scale around 1. ``first_gain`` scales the first layer's
+    weights (1/64 keeps the scores of 0–255 images near 1)."""
+    rng = np.random.default_rng(seed)
+    net, _ = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
+    types = {layer.name: layer.type for layer in caffe_io.upgrade_net(net).layer}
+    model = caffe_proto.NetParameter()
+    model.name = net.name
+    for layer, shapes in caffe_param_shapes(prototxt).items():
+        entry = model.layer.add()
+        entry.name, entry.type = layer, types[layer]
+        for i, shape in enumerate(shapes):
+            if types[layer] == "BatchNorm":
+                value = [rng.normal(0, 0.2, shape) * 4, rng.uniform(0.5, 1.5, shape) * 4,
+                         np.full(shape, 4.0)][i]
+            elif types[layer] == "Scale":
+                value = rng.uniform(0.5, 1.5, shape) if i == 0 else rng.normal(0, 0.1, shape)
+            elif i == 0:
+                value = rng.normal(0, math.sqrt(2.0 / max(1, int(np.prod(shape[1:])))), shape)
+                value *= first_gain if len(model.layer) == 1 else 1.0
+            else:
+                value = rng.normal(0, 0.1, shape)
+            entry.blobs.append(caffe_io.array_to_blob(np.asarray(value, np.float32)))
+    caffe_io.write_caffemodel(model, caffemodel)
+
+
 def metadata(model: onnx.ModelProto) -> dict:
     """The ``caffe_port.caffe`` metadata of a converted model, as a dict."""
     for prop in model.metadata_props:

@@ -117,18 +117,11 @@ def test_info_lists_layers_blobs_params(capsys, small_onnx):
 
 def test_convert_then_load_and_refuse_to_overwrite(capsys, tmp_path):
     from caffe_port import Net
-    from caffe_port.models import caffe_io
-    from caffe_port.models.caffe_import import caffe_param_shapes
+    from caffe_port.models.caffe_import import write_seeded_caffemodel
     prototxt = os.path.join(os.path.dirname(__file__), "..", "data", "caffe", "bvlc_reference_caffenet",
                             "deploy.prototxt")
-    rng = np.random.default_rng(0)
-    net = caffe_io.upgrade_net(caffe_io.read_prototxt(prototxt))
-    shapes = caffe_param_shapes(net)
-    for layer in net.layer:
-        for shape in shapes.get(layer.name, []):
-            layer.blobs.append(caffe_io.array_to_blob((rng.standard_normal(shape) * 0.01).astype(np.float32)))
     weights = tmp_path / "caffenet.caffemodel"
-    caffe_io.write_caffemodel(net, weights)
+    write_seeded_caffemodel(prototxt, weights, seed=0)
     out = tmp_path / "caffenet.onnx"
     code, printed, err = run(capsys, "convert", prototxt, str(weights), "-o", str(out))
     assert code == 0, err

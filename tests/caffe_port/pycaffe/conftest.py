@@ -3,8 +3,8 @@ seeded random weights of the shapes the importer says each layer needs."""
 import numpy as np
 import pytest
 
-from caffe_port.models import caffe_io, caffe_proto
-from caffe_port.models.caffe_import import caffe_param_shapes
+from caffe_port.models import caffe_io
+from caffe_port.models.caffe_import import write_seeded_caffemodel
 
 # conv1 → in-place ReLU, BatchNorm, Scale → pool → fc8 → prob: N ≠ C ≠ H ≠ W
 TINY = """name: "tiny"
@@ -76,39 +76,11 @@ layer {{ name: "{fc8}" type: "InnerProduct" bottom: "fc7" top: "{fc8}"
     return "\n".join(head) + body
 
 
-def random_caffemodel(prototxt, caffemodel, seed=0, first_gain=1.0):
-    """Write a caffemodel for ``prototxt``: He-scaled weights, small biases, BatchNorm sums
-    with scale factor 4 (positive variances), Scale around 1. ``first_gain`` scales the first
-    layer's weights (1/64 keeps the scores of [0, 255]-range images near 1)."""
-    rng = np.random.default_rng(seed)
-    text = open(prototxt).read()
-    net_param = caffe_io.parse_prototxt(text)
-    types = {layer.name: layer.type for layer in net_param.layer}
-    model = caffe_proto.NetParameter()
-    model.name = net_param.name
-    for layer, shapes in caffe_param_shapes(prototxt).items():
-        entry = model.layer.add()
-        entry.name, entry.type = layer, types[layer]
-        for i, shape in enumerate(shapes):
-            if types[layer] == "BatchNorm":
-                value = [rng.normal(0, 0.2, shape) * 4, rng.uniform(0.5, 1.5, shape) * 4,
-                         np.full(shape, 4.0)][i]
-            elif types[layer] == "Scale":
-                value = rng.uniform(0.5, 1.5, shape) if i == 0 else rng.normal(0, 0.1, shape)
-            elif i == 0:
-                value = rng.normal(0, np.sqrt(2.0 / np.prod(shape[1:])), shape)
-                value *= first_gain if len(model.layer) == 1 else 1.0
-            else:
-                value = rng.normal(0, 0.1, shape)
-            entry.blobs.append(caffe_io.array_to_blob(np.asarray(value, np.float32)))
-    caffe_io.write_caffemodel(model, caffemodel)
-
-
 def write_model(directory, stem, prototxt_text, seed=0):
     prototxt = directory / f"{stem}.prototxt"
     prototxt.write_text(prototxt_text)
     caffemodel = directory / f"{stem}.caffemodel"
-    random_caffemodel(prototxt, caffemodel, seed)
+    write_seeded_caffemodel(prototxt, caffemodel, seed)
     return str(prototxt), str(caffemodel)
 
 
@@ -176,6 +148,6 @@ def helpers():
     """The builders and the torch oracle, for test modules (conftest is not importable under
     pytest's importlib mode)."""
     import types
-    return types.SimpleNamespace(caffenet=caffenet, random_caffemodel=random_caffemodel,
+    return types.SimpleNamespace(caffenet=caffenet, random_caffemodel=write_seeded_caffemodel,
                                  write_model=write_model, torch_net=torch_net,
                                  torch_input_grad=torch_input_grad)
