@@ -523,6 +523,11 @@ def cmd_trace(args):
     return 0
 
 
+def cmd_bench(args):
+    from caffe_port.bench import run_from_args
+    return run_from_args(args)
+
+
 def cmd_convert(args):
     import tempfile
     import onnx
@@ -673,6 +678,13 @@ def build_parser():
     _output_options(p, pictures=False)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON")
     p.set_defaults(func=cmd_trace)
+
+    from caffe_port import bench
+    p = sub.add_parser("bench", help="time the backward against PyTorch, five passes and sgemm",
+                       description=bench.__doc__.split("\n\n")[0] + " Each configuration runs in a "
+                                   "fresh subprocess; see docs/benchmarks.md.")
+    bench.add_arguments(p)
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("convert", help="Caffe deploy.prototxt + .caffemodel -> ONNX",
                        description="Convert a Caffe model to ONNX (Caffe's pooling arithmetic, in-place "
