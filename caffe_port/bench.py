@@ -26,12 +26,16 @@ Per configuration, in this order (inside its subprocess):
              timed apart: 5·R samples; the round of five is one "five passes" sample); the top-5
              in one pass (one forward, one backward of a stacked (5, N, classes) diff); a profiled
              backward (``caffe_port.walker.walk`` with an observer that reads the clock after each
-             layer: per-layer ms, hence the conv layers' GFLOP/s); and, when torch is importable
-             (CPU rows), PyTorch's forward + input gradient of the same one-hot on the same graph
-             and weights (``TorchNet``, ``torch.set_num_threads(T)``); and one numpy float32
-             matmul of two n×n matrices (sgemm, 2·n³ FLOPs). Interleaving puts every
-             ratio's two sides under the same machine load. The warm-up round also checks that
-             the stacked top-5 equals the five passes and that PyTorch's gradient equals ours.
+             layer: per-layer ms, hence the conv layers' GFLOP/s); and one numpy float32 matmul of
+             two n×n matrices (sgemm, 2·n³ FLOPs). Interleaving puts every ratio's two sides under
+             the same machine load. The warm-up round also checks that the stacked top-5 equals the
+             five passes, and saves the image, the one-hot and our gradient for the peer
+5. peer      when torch is importable (CPU rows): PyTorch's forward + input gradient of the same
+             one-hot on the same graph and weights (``TorchNet``, ``torch.set_num_threads(T)``),
+             R runs after a warm-up, in a subprocess of its own right after the configuration's —
+             PyTorch's OpenMP workers spin between parallel regions (its fastest default), and
+             beside caffe_port's Numba workers on the same cores they slowed our backward 8×, so
+             each side runs with its own best threading. Its gradient is checked against ours.
 
 FLOPs are counted from the graph (``backward_flops``): the input diffs of Conv, Gemm and MatMul
 layers as 2·MACs of the transposed ops, no weight gradients:
@@ -407,16 +411,13 @@ def measure_config(spec) -> dict:
     # 4.–6. every measurement once to warm up, then R rounds that interleave them all, so that
     # the ratios compare runs made under the same load
     feeds = {data_name: x}
-    peer = None
-    if spec.get("torch", True) and row["device"] == "cpu":
-        peer = _torch_peer(spec, threads)
     shapes = net.graph.shapes({data_name: shape})
     flop_rows = backward_flops(net.graph, shapes, score_blob)
     flops = {name: f for name, _, f in flop_rows}
     n = int(spec.get("sgemm_size", SGEMM_SIZE))
     a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
     c = np.empty((n, n), dtype=np.float32)
-    ort, forward, backward, five, one_pass, torch_ms, walks, sgemm = [], [], [], [], [], [], [], []
+    ort, forward, backward, five, one_pass, walks, sgemm = [], [], [], [], [], [], []
     for r in range(repeats + 1):
         t0 = clock()
         np.matmul(a, b, out=c)
@@ -441,18 +442,14 @@ def measure_config(spec) -> dict:
         stacked = net.backward(**{score_blob: diffs})[data_name]
         one_pass.append(clock() - t0)
         walks.append(profile_backward(net, score_blob, diffs[0], data_name)[0])
-        if peer is not None and "net" in peer:
-            t0 = clock()
-            peer["net"].forward(**feeds)
-            grad = peer["net"].backward(**{score_blob: diffs[0]})[data_name]
-            torch_ms.append(clock() - t0)
         if r == 0:                      # the warm-up round: checks, not timings
             scale = max(float(np.abs(p).max()) for p in passes) or 1.0
             row["top5_max_rel_diff"] = max(float(np.abs(stacked[j] - passes[j]).max())
                                            for j in range(k)) / scale
-            if torch_ms:
-                row["torch_rel_l2"] = float(np.linalg.norm(grad - passes[0])) / (float(np.linalg.norm(grad)) or 1.0)
-            del ort[:], forward[:], backward[:], five[:], one_pass[:], torch_ms[:], walks[:], sgemm[:]
+            if spec.get("peer_inputs"):  # what the PyTorch worker runs and checks its gradient against
+                np.savez(spec["peer_inputs"], x=x, diff=diffs[0], grad=passes[0],
+                         data_name=data_name, score_blob=score_blob)
+            del ort[:], forward[:], backward[:], five[:], one_pass[:], walks[:], sgemm[:]
     del a, b, c
     row["sgemm"] = {"size": n, "gflops": summarize(sgemm)}
     row["k"] = k
@@ -461,11 +458,6 @@ def measure_config(spec) -> dict:
                  "forward_backward": ms([f + b for f, b in zip(forward, backward)]),
                  "top5_one_pass": ms(one_pass), "top5_five_passes": ms(five)}
     row["torch"] = None
-    if peer is not None:
-        row["torch"] = {key: value for key, value in peer.items() if key != "net"}
-        if torch_ms:
-            row["torch"]["forward_grad_ms"] = ms(torch_ms)
-            row["torch"]["rel_l2_vs_caffe_port"] = row.pop("torch_rel_l2")
 
     # FLOPs over time: the whole backward's median, and the conv layers' in the profiled walks
     layers = []
@@ -483,16 +475,33 @@ def measure_config(spec) -> dict:
     return row
 
 
-def _torch_peer(spec, threads):
-    """{"net": TorchNet on the same graph and weights, "threads", "version"}, or {"skipped": why}."""
+def measure_torch(spec) -> dict:
+    """PyTorch forward + input gradient (``TorchNet``) of the configuration's image and one-hot, in
+    a process of its own: PyTorch's OpenMP workers spin between parallel regions by default (its
+    fastest setting), and beside caffe_port's Numba workers on the same cores that spinning
+    slowed caffe_port's backward 8× — each peer runs here with its own best threading."""
+    threads, repeats = int(spec["threads"]), int(spec["repeats"])
     try:
         import torch
     except ImportError:
         return {"skipped": "torch is not importable"}
+    import numpy as np
     from caffe_port.torch_reference import TorchNet
     torch.set_num_threads(threads)
-    model = _model_source(spec["model"], **spec.get("builder_options", {}))
-    return {"net": TorchNet(model), "threads": torch.get_num_threads(), "version": torch.__version__}
+    inputs = np.load(spec["peer_inputs"])
+    data_name, score_blob = str(inputs["data_name"]), str(inputs["score_blob"])
+    net = TorchNet(_model_source(spec["model"], **spec.get("builder_options", {})))
+    samples, grad = [], None
+    for r in range(repeats + 1):
+        t0 = time.perf_counter()
+        net.forward(**{data_name: inputs["x"]})
+        grad = net.backward(**{score_blob: inputs["diff"]})[data_name]
+        if r:
+            samples.append(1e3 * (time.perf_counter() - t0))
+    ours = inputs["grad"]
+    return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(),
+            "version": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "rel_l2_vs_caffe_port": float(np.linalg.norm(grad - ours)) / (float(np.linalg.norm(grad)) or 1.0)}
 
 
 def measure_sgemm(spec) -> dict:
@@ -514,7 +523,7 @@ def measure_sgemm(spec) -> dict:
             "numpy": np.__version__}
 
 
-WORKERS = {"config": measure_config, "sgemm": measure_sgemm}
+WORKERS = {"config": measure_config, "torch": measure_torch, "sgemm": measure_sgemm}
 
 
 def worker_main(argv) -> int:
@@ -531,10 +540,13 @@ WORKER_CODE = "import sys; from caffe_port.bench import worker_main; sys.exit(wo
 
 def _run_worker(kind, spec, threads):
     """Run ``kind`` in a fresh interpreter; returns its result, or {"error": its last line}."""
+    env = thread_environment(threads)
+    if kind == "torch":
+        env.pop("OMP_WAIT_POLICY", None)     # PyTorch's own default, its fastest
     with tempfile.TemporaryDirectory(prefix="caffe_port-bench-") as tmp:
         path = os.path.join(tmp, "result.json")
         proc = subprocess.run([sys.executable, "-c", WORKER_CODE, kind, json.dumps(spec), path],
-                              env=thread_environment(threads), capture_output=True, text=True)
+                              env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.exists(path):
             lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
             return {"error": lines[-1].strip() if lines else f"exit status {proc.returncode}"}
@@ -690,14 +702,19 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                 log(f"{os.path.basename(model)} batch {batch} {dev} ({threads} thread(s), "
                     f"load average {os.getloadavg()[0]:.2f})")
                 load_start = list(os.getloadavg())
-                spec = {"model": model, "batch": batch, "device": dev, "threads": threads,
-                        "repeats": repeats, "torch": bool(torch), "sgemm_size": sgemm_size,
-                        "builder_options": dict(builder_options or {})}
-                row = _run_worker("config", spec, threads)
-                row.update({"model": model, "batch": batch, "device": row.get("device", dev)})
-                row["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
-                if "error" in row:
-                    log(f"  failed: {row['error']}")
+                with tempfile.TemporaryDirectory(prefix="caffe_port-bench-") as tmp:
+                    peer_inputs = os.path.join(tmp, "peer.npz") if torch and dev == "cpu" else None
+                    spec = {"model": model, "batch": batch, "device": dev, "threads": threads,
+                            "repeats": repeats, "sgemm_size": sgemm_size, "peer_inputs": peer_inputs,
+                            "builder_options": dict(builder_options or {})}
+                    row = _run_worker("config", spec, threads)
+                    row.update({"model": model, "batch": batch, "device": row.get("device", dev)})
+                    row["load_average"] = {"start": load_start, "end": list(os.getloadavg())}
+                    if "error" in row:
+                        log(f"  failed: {row['error']}")
+                    elif peer_inputs and os.path.exists(peer_inputs):
+                        log(f"  PyTorch peer, in its own process (load average {os.getloadavg()[0]:.2f})")
+                        row["torch"] = _run_worker("torch", spec, threads)
                 result["configs"].append(row)
     _add_ratios(result)
     if startup:

@@ -514,6 +514,9 @@ class Net:
         changed = [n for n, snap in self._param_snapshots.items()
                    if not np.array_equal(snap, self.graph.constants[n])]
         if changed:
+            from caffe_port.kernels import _ort
+            for n in changed:            # sessions of the backward's fast path hold copies too
+                _ort.forget(self.graph.constants[n])
             self.runtime.invalidate(changed)
             if self._gpu is not None:
                 self._gpu.forget([self.graph.constants[n] for n in changed])

@@ -18,29 +18,53 @@ RULES = {"backprop": 0, "deconvnet": 1, "guided": 2}
 
 
 @pjit
+def _relu_rules(top_diff, top_data, rule, bottom_diff):
+    """The three rules for Relu. top_diff, bottom_diff: (K, M); top_data: (M,), y = max(x, 0),
+    so [x > 0] = [y > 0]. (One loop per rule: a rule test inside the loop costs 15× here.)"""
+    for k in range(top_diff.shape[0]):
+        g, out = top_diff[k], bottom_diff[k]
+        if rule == 0:                                   # backprop:  g · [x > 0]
+            for i in prange(g.size):
+                out[i] = g[i] if top_data[i] > 0 else 0.0
+        elif rule == 1:                                 # deconvnet: max(g, 0)
+            for i in prange(g.size):
+                out[i] = g[i] if g[i] > 0 else 0.0
+        else:                                           # guided:    max(g, 0) · [x > 0]
+            for i in prange(g.size):
+                out[i] = g[i] if top_data[i] > 0 and g[i] > 0 else 0.0
+
+
+@pjit
 def _apply_rule(top_diff, slope, rule, bottom_diff):
-    """top_diff, bottom_diff: (K, M); slope: (M,) holding f'(x). The three rules, per element."""
-    for i in prange(slope.shape[0]):
-        for k in range(top_diff.shape[0]):
-            g = top_diff[k, i]
-            if rule == 0:                                   # backprop
-                bottom_diff[k, i] = g * slope[i]
-            elif rule == 1:                                 # deconvnet
-                bottom_diff[k, i] = g if g > 0 else 0.0
-            else:                                           # guided
-                bottom_diff[k, i] = g * slope[i] if g > 0 else 0.0
+    """Any ReLU-family op, with slope (M,) holding f'(x); top_diff, bottom_diff: (K, M)."""
+    for k in range(top_diff.shape[0]):
+        g, out = top_diff[k], bottom_diff[k]
+        if rule == 0:                                   # backprop
+            for i in prange(g.size):
+                out[i] = g[i] * slope[i]
+        elif rule == 1:                                 # deconvnet
+            for i in prange(g.size):
+                out[i] = g[i] if g[i] > 0 else 0.0
+        else:                                           # guided
+            for i in prange(g.size):
+                out[i] = g[i] * slope[i] if g[i] > 0 else 0.0
+
+
+def _rule(attrs):
+    rule = attrs.get("rule", "backprop")
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    return RULES[rule]
 
 
 def _rule_backward(top_diff, slope, attrs):
     """Apply attrs["rule"] with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
-    rule = attrs.get("rule", "backprop")
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+    rule = _rule(attrs)
     shape = top_diff.shape
     slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
     g = np.ascontiguousarray(top_diff).reshape(shape[0], -1)
     bottom_diff = np.empty_like(g)
-    _apply_rule(g, slope, RULES[rule], bottom_diff)
+    _apply_rule(g, slope, rule, bottom_diff)
     return bottom_diff.reshape(shape)
 
 
@@ -51,7 +75,11 @@ def relu_forward(bottom_data, attrs):
 
 
 def relu_backward(top_diff, bottom_data, top_data, attrs):
-    return [_rule_backward(top_diff[0], top_data[0] > 0, attrs)]
+    g, y = top_diff[0], top_data[0]
+    g2 = np.ascontiguousarray(g).reshape(g.shape[0], -1)
+    bottom_diff = np.empty_like(g2)
+    _relu_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), _rule(attrs), bottom_diff)
+    return [bottom_diff.reshape(g.shape)]
 
 
 # --- LeakyRelu: y = x if x > 0 else alpha·x;  f'(x) = 1 or alpha -------------------------------------

@@ -302,3 +302,22 @@ def test_a_run_that_would_not_fit_is_refused_before_it_starts(x, monkeypatch):
     monkeypatch.setattr(net_module, "available_memory", lambda: 100)
     with pytest.raises(CaffePortError, match="smaller batch"):
         net.forward(data=x)
+
+
+def test_net_surgery_on_conv_weights_reaches_the_backward(x):
+    net = Net(small_classifier(softmax=False), device="cpu")
+    net.forward(data=x)
+    g = np.ones((2, 5), np.float32)
+    before = net.backward(fc8=g)["data"].copy()
+    net.params["conv1"][0].data[...] *= -1      # flips every ReLU too: compare with a fresh net
+    net.forward(data=x)
+    after = net.backward(fc8=g)["data"]
+    fresh_model = small_classifier(softmax=False)
+    for t in fresh_model.graph.initializer:
+        if t.name == "conv1_w":
+            from onnx import numpy_helper
+            t.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(t), "conv1_w"))
+    fresh = Net(fresh_model, device="cpu")
+    fresh.forward(data=x)
+    np.testing.assert_allclose(after, fresh.backward(fc8=g)["data"], rtol=1e-5, atol=1e-7)
+    assert not np.allclose(after, before)

@@ -167,3 +167,49 @@ def test_bad_attributes_name_the_node():
         OP.forward([x, w], {"group": 2, "node_name": "conv7"})
     with pytest.raises(ModelError, match="'conv7'"):
         OP.forward([x, w], {"auto_pad": "SAME", "node_name": "conv7"})
+
+
+FAST_CASES = [  # (N, C, H, W), (M, C/G, kh, kw), attrs
+    ((2, 6, 11, 9), (4, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
+    ((2, 6, 11, 9), (4, 3, 3, 3), {"pads": [1, 0, 2, 1], "group": 2}),
+    ((1, 3, 23, 21), (5, 3, 11, 11), {"strides": [4, 4]}),
+    ((2, 5, 12, 10), (5, 1, 3, 3), {"pads": [1, 1, 1, 1], "group": 5}),
+    ((2, 5, 12, 10), (10, 1, 5, 5), {"strides": [2, 2], "auto_pad": "SAME_UPPER", "group": 5}),
+    ((2, 4, 13, 12), (3, 4, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
+    ((2, 4, 13, 12), (3, 4, 1, 1), {"strides": [2, 3]}),
+    ((2, 4, 14, 11), (6, 4, 3, 2), {"strides": [2, 1], "pads": [0, 1, 1, 0]}),
+]
+
+
+@pytest.mark.parametrize("x_shape,w_shape,attrs", FAST_CASES)
+def test_fast_path_equals_the_plain_kernel(x_shape, w_shape, attrs, monkeypatch):
+    """The ONNX Runtime fast path (float32 input diffs) against matmul + col2im: to float32
+    rounding, |fast − plain| ≤ 1e-5 · max|plain|."""
+    import caffe_port.kernels.conv as conv
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(w_shape).astype(np.float32)
+    a = full_attrs(attrs, [x, w], [None], propagate_down=[True, False])
+    top = conv.conv_forward([x, w], a)[0]
+    a = full_attrs(attrs, [x, w], [top], propagate_down=[True, False])
+    dy = rng.standard_normal((3,) + top.shape).astype(np.float32)
+    fast = conv.conv_backward([dy], [None, w], [None], a)[0]
+    monkeypatch.setattr(conv, "FAST_PATH", False)
+    plain = conv.conv_backward([dy], [None, w], [None], a)[0]
+    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5 * np.abs(plain).max())
+
+
+def test_fast_path_forgets_a_weight_written_in_place():
+    from caffe_port.kernels import _ort
+    import caffe_port.kernels.conv as conv
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    a = full_attrs({"pads": [1, 1, 1, 1]}, [x, w], [np.zeros((1, 4, 9, 9), np.float32)],
+                   propagate_down=[True, False])
+    dy = rng.standard_normal((1, 1, 4, 9, 9)).astype(np.float32)
+    before = conv.conv_backward([dy], [None, w], [None], a)[0]
+    w *= 2
+    _ort.forget(w)
+    after = conv.conv_backward([dy], [None, w], [None], a)[0]
+    np.testing.assert_allclose(after, 2 * before, rtol=1e-5, atol=1e-6)
