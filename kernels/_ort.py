@@ -48,6 +48,8 @@ def session(key, weight, build):
         so.log_severity_level = 3
         so.intra_op_num_threads = numba.get_num_threads()
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no arena: one per layer would each keep its largest buffer for the life of the process
+        so.enable_cpu_mem_arena = False
         _sessions[full_key] = ort.InferenceSession(build().SerializeToString(), so,
                                                    providers=["CPUExecutionProvider"])
     return _sessions[full_key]
