@@ -258,6 +258,9 @@ class Net:
                  (self._blob_set if self.keep == "all" or self.debug_info else set()))
         fetch = [b for b in self._blob_names if b in (shown | self._kept) and b in in_range]
         if start_idx == 0:
+            # let the last pass's tensors go before the new ones arrive: holding both would double
+            # the peak, and ONNX Runtime's arena, which owns them, would grow to fit both for good
+            self._data, self._feeds = dict(feeds), feeds
             if self._gpu is not None:    # kept tensors stay on the device; only what is shown comes back
                 values = self._gpu.forward(feeds, fetch, host=shown)
             else:

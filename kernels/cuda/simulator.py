@@ -5,7 +5,16 @@ calling ``d.sum()``, ``d + 1`` or ``np.asarray(d)`` on a device array works ther
 GPU. ``restrict()`` limits them to the attributes Numba's real DeviceNDArray has and that this
 package uses. It changes the simulator's class for the whole process: call it only in a process
 that runs under NUMBA_ENABLE_CUDASIM=1 (the CUDA tests' subprocess).
+
+It also mends a race in the simulator itself: ``cuda.shared.array`` looks its block's array up
+and creates it when missing without a lock, so two threads of a block can each create one and
+one of them then tiles into an array no other thread reads (the tiled matmul gave wrong products
+about one run in six under ``sys.setswitchinterval(1e-5)``).
 """
+import sys
+import threading
+
+import numpy as np
 from numba.core import config
 
 # Attributes of numba.cuda.cudadrv.devicearray.DeviceNDArray (the simulator reaches the shape and
@@ -45,3 +54,29 @@ def restrict():
         setattr(FakeCUDAArray, name, refuse(name))
     FakeCUDAArray.__hash__ = object.__hash__
     FakeCUDAArray._caffe_port_restricted = True
+    _lock_shared_arrays()
+
+
+def _lock_shared_arrays():
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    from numba.core import types
+    from numba.np import numpy_support
+
+    lock = threading.Lock()
+    dynamic = FakeCUDAShared.array
+
+    def array(self, shape, dtype):
+        if shape == 0:
+            return dynamic(self, shape, dtype)
+        caller = sys._getframe(1)       # the kernel line: one shared array per line, as before
+        key = (caller.f_code.co_filename, caller.f_lineno)
+        with lock:
+            found = self._allocations.get(key)
+            if found is None:
+                if isinstance(dtype, types.Type):
+                    dtype = numpy_support.as_dtype(dtype)
+                found = np.empty(shape, dtype)
+                self._allocations[key] = found
+        return found
+
+    FakeCUDAShared.array = array

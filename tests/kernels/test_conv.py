@@ -181,13 +181,17 @@ FAST_CASES = [  # (N, C, H, W), (M, C/G, kh, kw), attrs
 ]
 
 
+@pytest.mark.parametrize("chunk", ["whole batch", "one image per call"])
 @pytest.mark.parametrize("form", ["flipped where possible", "transpose"])
 @pytest.mark.parametrize("x_shape,w_shape,attrs", FAST_CASES)
-def test_fast_path_equals_the_plain_kernel(x_shape, w_shape, attrs, form, monkeypatch):
-    """The ONNX Runtime fast path (float32 input diffs, as ConvTranspose or as the flipped Conv)
-    against matmul + col2im: to float32 rounding, |fast − plain| ≤ 1e-5 · max|plain|."""
+def test_fast_path_equals_the_plain_kernel(x_shape, w_shape, attrs, form, chunk, monkeypatch):
+    """The ONNX Runtime fast path (float32 input diffs, as ConvTranspose or as the flipped Conv,
+    the K·N images in one call or one at a time) against matmul + col2im: to float32 rounding,
+    |fast − plain| ≤ 1e-5 · max|plain|."""
     import caffe_port.kernels.conv as conv
+    from caffe_port.kernels import _ort
     monkeypatch.setattr(conv, "FLIPPED_MIN_PIXELS", 0 if form != "transpose" else 10 ** 9)
+    monkeypatch.setattr(_ort, "CHUNK_BYTES", 1 if chunk == "one image per call" else 1 << 30)
     rng = np.random.default_rng(7)
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
