@@ -202,7 +202,7 @@ def profile_backward(net, score_blob, top_diff, input_blob):
 
     clock[0] = time.perf_counter()
     result = walk(graph, nodes, data, {score_blob: np.ascontiguousarray(top_diff)}, shapes,
-                  keep={input_blob}, observer=observe)
+                  keep={input_blob}, observer=observe, in_place=True)   # observe reads no diffs
     return rows, result.get(input_blob)
 
 
@@ -500,7 +500,7 @@ def measure_torch(spec) -> dict:
             samples.append(1e3 * (time.perf_counter() - t0))
     ours = inputs["grad"]
     return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(),
-            "version": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+            "version": torch.__version__, "omp_wait_policy": spec.get("omp_wait_policy", "default"),
             "rel_l2_vs_caffe_port": float(np.linalg.norm(grad - ours)) / (float(np.linalg.norm(grad)) or 1.0)}
 
 
@@ -541,11 +541,17 @@ WORKER_CODE = "import sys; from caffe_port.bench import worker_main; sys.exit(wo
 def _run_worker(kind, spec, threads):
     """Run ``kind`` in a fresh interpreter; returns its result, or {"error": its last line}."""
     env = thread_environment(threads)
+    code = WORKER_CODE
     if kind == "torch":
-        env.pop("OMP_WAIT_POLICY", None)     # PyTorch's own default, its fastest
+        # PyTorch's own thread defaults, its fastest: no OMP_WAIT_POLICY, and torch loads before
+        # caffe_port's import sets its sleep-when-idle defaults for the libraries not yet loaded
+        env.pop("OMP_WAIT_POLICY", None)
+        env.pop("OPENBLAS_THREAD_TIMEOUT", None)
+        code = "import torch; " + WORKER_CODE
+        spec = dict(spec, omp_wait_policy=env.get("OMP_WAIT_POLICY", "default"))
     with tempfile.TemporaryDirectory(prefix="caffe_port-bench-") as tmp:
         path = os.path.join(tmp, "result.json")
-        proc = subprocess.run([sys.executable, "-c", WORKER_CODE, kind, json.dumps(spec), path],
+        proc = subprocess.run([sys.executable, "-c", code, kind, json.dumps(spec), path],
                               env=env, capture_output=True, text=True)
         if proc.returncode != 0 or not os.path.exists(path):
             lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]

@@ -5,14 +5,7 @@ first run of a kernel on a machine pays for compilation; Numba compiles lazily, 
 graph compiles only the kernels it uses. ``fastmath`` stays off: reassociating sums would make
 float32 results depend on the compiler's choices.
 """
-import os
-
-# Numba's OpenMP workers spin after each parallel region by default; on a small machine they then
-# fight ONNX Runtime's and OpenBLAS's threads for the same cores (measured: 16 ms per tiny ReLU call
-# on 2 cores, against 0.02 ms with passive waiting). This must be set before OpenMP starts.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
+import numba   # importing caffe_port (this package's parent) has set the worker pools to sleep when idle
 
 jit = numba.njit(cache=True, nogil=True)            # serial loops: small or inherently sequential work
 pjit = numba.njit(cache=True, nogil=True, parallel=True)  # outer loop is numba.prange over independent rows

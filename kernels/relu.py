@@ -9,6 +9,9 @@ the rule chosen for the whole backward pass decides what flows to the bottom:
 
 Simonyan et al. (2013, §4) show these are the *only* places where a deconvnet reconstruction and
 back-propagation differ. Shapes: x is (N, ...), top_diff and bottom_diff are (K, N, ...).
+
+As in Caffe, where ReLU runs in place, the bottom diff is written over the top diff when the
+walker says no one else holds it (``attrs["overwrite_top_diff"]``): no new buffer per layer.
 """
 import numpy as np
 
@@ -57,13 +60,17 @@ def _rule(attrs):
     return RULES[rule]
 
 
+def _output_for(top_diff, attrs):
+    return top_diff if attrs.get("overwrite_top_diff") else np.empty_like(top_diff)
+
+
 def _rule_backward(top_diff, slope, attrs):
     """Apply attrs["rule"] with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
     rule = _rule(attrs)
     shape = top_diff.shape
     slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
     g = np.ascontiguousarray(top_diff).reshape(shape[0], -1)
-    bottom_diff = np.empty_like(g)
+    bottom_diff = _output_for(g, attrs)
     _apply_rule(g, slope, rule, bottom_diff)
     return bottom_diff.reshape(shape)
 
@@ -77,7 +84,7 @@ def relu_forward(bottom_data, attrs):
 def relu_backward(top_diff, bottom_data, top_data, attrs):
     g, y = top_diff[0], top_data[0]
     g2 = np.ascontiguousarray(g).reshape(g.shape[0], -1)
-    bottom_diff = np.empty_like(g2)
+    bottom_diff = _output_for(g2, attrs)
     _relu_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), _rule(attrs), bottom_diff)
     return [bottom_diff.reshape(g.shape)]
 

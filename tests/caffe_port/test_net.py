@@ -144,6 +144,48 @@ def test_diffs_accumulate_where_a_blob_feeds_two_layers():
     np.testing.assert_allclose(grad["data"], (1 + w) * (x > 0))
 
 
+def test_relu_in_place_never_writes_a_diff_someone_else_holds():
+    """r1 = relu(x), r2 = relu(-x), one diff array injected at both tops: neither ReLU may write
+    its bottom diff over it (Caffe's in-place ReLU is done only where the diff is private), and
+    the caller's array stays as it was."""
+    from caffe_port.walker import walk
+    nodes = [helper.make_node("Mul", ["data", "plus"], ["d1"]),
+             helper.make_node("Mul", ["data", "minus"], ["d2"]),
+             helper.make_node("Relu", ["d1"], ["r1"]),
+             helper.make_node("Relu", ["d2"], ["r2"]),
+             helper.make_node("Add", ["r1", "r2"], ["out"])]
+    graph = helper.make_graph(nodes, "g", [tensor_value_info("data", ("N", 6))],
+                              [helper.make_empty_tensor_value_info("out")],
+                              initializer=[initializer("plus", np.array(1, np.float32)),
+                                           initializer("minus", np.array(-1, np.float32))])
+    net = Net(make_model(graph, 13), device="cpu")
+    x = RNG.standard_normal((2, 6)).astype(np.float32)
+    g = RNG.standard_normal((1, 2, 6)).astype(np.float32)
+    g_before = g.copy()
+    net.forward(data=x)
+    data = {"data": x, "r1": np.maximum(x, 0), "r2": np.maximum(-x, 0)}
+    relus = [n for n in net.graph.nodes if n.op_type == "Relu"]
+    grad = walk(net.graph, relus, data, {"r1": g, "r2": g}, net._shapes, keep={"d1", "d2"})
+    np.testing.assert_array_equal(grad["d1"], g * (x > 0))
+    np.testing.assert_array_equal(grad["d2"], g * (x < 0))
+    np.testing.assert_array_equal(g, g_before)
+    whole = net.backward(out=g[0])["data"]                    # and through Net, from the top
+    np.testing.assert_allclose(whole, g[0] * (x > 0) - g[0] * (x < 0), rtol=1e-6)
+    np.testing.assert_array_equal(g, g_before)
+
+
+def test_in_place_walk_equals_the_allocating_one(x):
+    from caffe_port.walker import walk
+    net = Net(small_classifier(softmax=False), device="cpu")
+    net.forward(data=x)
+    g = RNG.standard_normal((3,) + tuple(net.blobs["fc8"].shape)).astype(np.float32)
+    data = {name: net.blobs[name].data for name in net.graph.kept_tensors() if name in net.blobs}
+    data["data"] = x
+    runs = [walk(net.graph, net.graph.nodes, data, {"fc8": g.copy()}, net._shapes, keep={"data"},
+                 in_place=flag)["data"] for flag in (True, False)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
 def test_requested_diffs_and_unkept_ones(x):
     net = Net(small_classifier(softmax=False), device="cpu")
     net.forward(data=x)
