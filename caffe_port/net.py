@@ -265,8 +265,6 @@ class Net:
                 values = self._gpu.forward(feeds, fetch, host=shown)
             else:
                 values = self.runtime.run(feeds, fetch)
-            self._data = {**feeds, **values}
-            self._feeds = feeds
         else:
             boundary = self._boundary_inputs(start_idx, end_idx)
             sub_feeds = {b: self._blob_data(b) for b in boundary}
@@ -276,7 +274,7 @@ class Net:
                     self._data.pop(name, None)
             else:
                 values = self.runtime.run_range(start_idx, end_idx, sub_feeds, fetch)
-            self._data.update(values)
+        self._data.update(values)
         if self.runtime.per_sample:
             # images ran one at a time and were stacked: every blob is N of its batch-1 self
             n = next(iter(feeds.values())).shape[0]

@@ -45,7 +45,7 @@ def session(key, weight, build):
         import numba
         import onnxruntime as ort
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4      # a refused shape is the caller's to handle (RuntimeError), not a log line
         so.intra_op_num_threads = numba.get_num_threads()
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # no arena: one per layer would each keep its largest buffer for the life of the process

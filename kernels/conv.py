@@ -388,7 +388,7 @@ def _ort_input_diff(dy5, weight, geo, C):
     name = "flipped" if "flipped" in candidates and OH * OW >= FLIPPED_MIN_PIXELS else "transpose"
     try:
         dx = _ort.run((key, name), weight, candidates[name], dy, (dy.shape[0], C, H, W))
-    except Exception:       # ONNX Runtime disagrees on a shape: the plain kernel is the reference
+    except RuntimeError:    # ONNX Runtime disagrees on a shape: the plain kernel is the reference
         return None
     return dx.reshape((dx.shape[0], C) + tuple(geo.spatial))
 
