@@ -7,3 +7,7 @@ import os
 # test imports it first.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import sys
+
+# test-only helpers (tests/helpers: oracles, builders, the simulator patch) import as ``helpers.…``
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -29,7 +29,7 @@ on_simulator = pytest.mark.skipif(not SIMULATED, reason="runs in the simulator s
 RULES = ["backprop", "deconvnet", "guided"]
 
 if SIMULATED:
-    from caffe_port.kernels.cuda import simulator
+    from helpers import cuda_simulator as simulator
     simulator.restrict()
     sys.setswitchinterval(1e-5)      # see tests/kernels/cuda/conftest.py
 

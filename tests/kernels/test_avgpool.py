@@ -4,7 +4,7 @@ import pytest
 
 from caffe_port.gradcheck import check_op, full_attrs
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_util import one_node_model, run_onnxruntime
+from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 7, 6)  # N != C != H != W
 

@@ -9,7 +9,7 @@ import pytest
 from caffe_port.errors import ModelError
 from caffe_port.gradcheck import check_op, full_attrs
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_util import one_node_model, run_onnxruntime
+from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 7, 3, 5)  # N != C != H != W
 ATTRS = {"alpha": 0.3, "beta": 0.75, "bias": 1.5}   # alpha large enough that the window matters

@@ -7,7 +7,7 @@ import pytest
 from caffe_port.errors import ModelError
 from caffe_port.gradcheck import check_op, full_attrs
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_util import one_node_model, run_onnxruntime
+from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
 X = (N, C, H, W)

@@ -21,7 +21,7 @@ from caffe_port.kernels import REGISTRY
 from caffe_port.models import caffe_io, caffe_proto
 from caffe_port.models.caffe_import import (caffe_param_shapes, caffe_to_onnx, metadata,
                                             pooled_shape)
-from caffe_port.onnx_util import run_onnxruntime
+from helpers.onnx_models import run_onnxruntime
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "caffe"
 REL_LAYER = 2e-6

@@ -28,7 +28,8 @@ from caffe_port import Net
 from caffe_port.errors import ModelError
 from caffe_port.models import zoo
 from caffe_port.onnx_import import load_model
-from caffe_port.onnx_util import ir_for_opset, run_onnxruntime
+from caffe_port.onnx_util import ir_for_opset
+from helpers.onnx_models import run_onnxruntime
 from caffe_port.torch_reference import TorchNet, reference_input_grad
 
 torch = pytest.importorskip("torch")

@@ -14,7 +14,7 @@ SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 collect_ignore_glob = [] if SIMULATED else ["test_*.py"]
 
 if SIMULATED:
-    from caffe_port.kernels.cuda import simulator
+    from helpers import cuda_simulator as simulator
     simulator.restrict()
 
 
