@@ -201,7 +201,7 @@ def profile_backward(net, score_blob, top_diff, input_blob):
         clock[0] = now
 
     clock[0] = time.perf_counter()
-    result = walk(graph, nodes, data, {score_blob: np.ascontiguousarray(top_diff)}, shapes,
+    result = walk(graph, nodes, net.backend, data, {score_blob: np.ascontiguousarray(top_diff)}, shapes,
                   keep={input_blob}, observer=observe, in_place=True)   # observe reads no diffs
     return rows, result.get(input_blob)
 

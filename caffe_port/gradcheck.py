@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from caffe_port.errors import InputError
-from caffe_port.kernels import REGISTRY
+from caffe_port.kernels import REGISTRY, registry
+from caffe_port.kernels.relu import RULES
 
-RULES = ("backprop", "deconvnet", "guided")
 KINK = 1e-3     # skip a point whose second difference over 2h exceeds KINK · its gradient's scale
 FORMULAS = {"deconvnet": "max(g,0)", "guided": "max(g,0)·f'(x)"}
 
@@ -69,18 +69,24 @@ class CheckResult:
             self.worst = (i, int(p), analytic, numeric)
 
 
-def full_attrs(attrs, bottom_data, top_data, propagate_down=None, rule="backprop", opset=17):
-    """Complete a node's attrs with what the walker adds at run time (see kernels/__init__.py)."""
-    a = dict(attrs)
+def layer_attrs(attrs, *, opset=17, n_outputs=1):
+    """A layer's ``attrs`` in the kernel contract (kernels/registry.py): its ONNX attributes plus
+    the node facts a graph supplies (``opset``, ``n_outputs``), defaulted where not given."""
+    a = dict(attrs or {})
     a.setdefault("opset", opset)
-    a["rule"] = rule
+    a.setdefault("n_outputs", n_outputs)
+    return a
+
+
+def walk_controls(bottom_data, top_data, propagate_down=None, rule="backprop"):
+    """The controls the walker passes a backward (kernels/registry.py) for these bottoms and tops:
+    by default every float bottom takes a diff."""
     if propagate_down is None:
         propagate_down = [b is not None and np.issubdtype(np.asarray(b).dtype, np.floating)
                           for b in bottom_data]
-    a["propagate_down"] = list(propagate_down)
-    a["bottom_shapes"] = tuple(None if b is None else tuple(np.shape(b)) for b in bottom_data)
-    a["top_shapes"] = tuple(None if t is None else tuple(np.shape(t)) for t in top_data)
-    return a
+    return {"rule": rule, "propagate_down": tuple(bool(p) for p in propagate_down),
+            "bottom_shapes": tuple(None if b is None else tuple(np.shape(b)) for b in bottom_data),
+            "top_shapes": tuple(None if t is None else tuple(np.shape(t)) for t in top_data)}
 
 
 def visible(op, bottom_data, top_data, propagate_down):
@@ -146,19 +152,21 @@ def check_op(op_type, bottom_data, attrs=None, *, propagate_down=None, max_point
     """
     op = REGISTRY[op_type]
     fwd = forward or op.forward
-    bwd = backward or op.backward
+    bwd = backward or op.backward_kernel
     bottom_data = _as_float64(bottom_data)
-    attrs = dict(attrs or {})
-    top_data = fwd(bottom_data, full_attrs(attrs, bottom_data, [None] * n_outputs, propagate_down))
-    a = full_attrs(attrs, bottom_data, top_data, propagate_down)
+    a = layer_attrs(attrs, n_outputs=n_outputs)
+    top_data = fwd(bottom_data, a)
+    controls = walk_controls(bottom_data, top_data, propagate_down)
+    propagate_down = controls["propagate_down"]
     rng = np.random.default_rng(seed)
     top_diff = [rng.standard_normal((k,) + t.shape) for t in top_data]
-    bottom_diff = bwd(top_diff, *visible(op, bottom_data, top_data, a["propagate_down"]), a)
-    _check_bottom_diff(op_type, bottom_diff, bottom_data, a["propagate_down"], k)
+    bottom_diff = registry.call(bwd, top_diff, *visible(op, bottom_data, top_data, propagate_down), a,
+                                **controls)
+    _check_bottom_diff(op_type, bottom_diff, bottom_data, propagate_down, k)
 
     points = {}
     for i, x in enumerate(bottom_data):
-        if a["propagate_down"][i]:
+        if propagate_down[i]:
             points[i] = np.arange(x.size) if x.size <= max_points else \
                 rng.choice(x.size, size=max_points, replace=False)
     result = CheckResult(op_type, tol=tol)
@@ -322,13 +330,12 @@ def check_layer(net, node, *, rule="backprop", points=16, rng=None, k=2, h=1e-6,
     rng = rng if rng is not None else np.random.default_rng(0)
     graph = net.graph
     op = REGISTRY[node.op_type]
-    fwd, bwd = op.forward, backward or op.backward
+    fwd, bwd = op.forward, backward or op.backward_kernel
     propagate_down = list(graph.propagate_down[node.name])
     bottom_data = _layer_bottoms(net, node, propagate_down, rng)
-    attrs = graph.node_attrs(node)
-    n_out = len(node.outputs)
-    top_data = fwd(bottom_data, full_attrs(attrs, bottom_data, [None] * n_out, propagate_down, rule))
-    a = full_attrs(attrs, bottom_data, top_data, propagate_down, rule)
+    a = graph.node_attrs(node)
+    top_data = fwd(bottom_data, a)
+    controls = walk_controls(bottom_data, top_data, propagate_down, rule)
     first = next(i for i, pd in enumerate(propagate_down) if pd)
     formula = rule != "backprop" and op.relu_family
     method = f"formula {FORMULAS[rule]}" if formula else "finite diff"
@@ -336,7 +343,8 @@ def check_layer(net, node, *, rule="backprop", points=16, rng=None, k=2, h=1e-6,
                        method, CheckResult(node.op_type, tol=tol))
     top_diff = [rng.standard_normal((k,) + t.shape) for t in top_data]
     try:
-        bottom_diff = bwd(top_diff, *visible(op, bottom_data, top_data, propagate_down), a)
+        bottom_diff = registry.call(bwd, top_diff, *visible(op, bottom_data, top_data, propagate_down),
+                                    a, **controls)
         _check_bottom_diff(node.name, bottom_diff, bottom_data, propagate_down, k)
     except Exception as e:
         check.error = f"{type(e).__name__}: {_first_line(e)}"

@@ -182,9 +182,13 @@ class Graph:
         return kept
 
     def node_attrs(self, node):
+        """The layer's ``attrs`` in the kernel contract (kernels/registry.py): its ONNX attributes,
+        the opset, its name, and how many outputs it names (trailing omitted ones not counted)."""
         attrs = dict(node.attrs)
         attrs["opset"] = self.opset
         attrs["node_name"] = node.name
+        attrs["n_outputs"] = len(node.outputs) - next(
+            (k for k, name in enumerate(reversed(node.outputs)) if name), len(node.outputs))
         return attrs
 
     def resolve_node(self, name, what="layer"):

@@ -26,15 +26,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from caffe_port import gpu
+from caffe_port import backend
 from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
 from caffe_port.graph import Graph
+from caffe_port.kernels import REGISTRY
+from caffe_port.kernels.jit import announce_compilation
+from caffe_port.kernels.relu import RULES
 from caffe_port.onnx_import import load_model
 from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
 
 log = logging.getLogger("caffe_port.debug_info")
-RULES = ("backprop", "deconvnet", "guided")
 KEEP = ("backward", "all")
 # which inputs of a layer are its learnable parameters, for net.params (others: float constants)
 PARAM_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
@@ -183,7 +185,8 @@ class Net:
              "all" keeps every blob's data and diff, as Caffe does
     threads: ONNX Runtime and Numba thread count (default: all cores)
     backward_device: None (the GPU when the forward runs on CUDA and Numba sees the device, else the
-             CPU), "cpu", or "cuda" (the Numba CUDA kernels on device-resident activations; see gpu.py)
+             CPU), "cpu", or "cuda" (the Numba CUDA kernels on device-resident activations; see
+             caffe_port/backend.py and cuda_backend.py)
     debug_info: log, per layer and in Caffe's words, the mean |data| of each top in forward and the
              mean |diff| of each bottom in backward (plus the pass fraction of ReLU-family layers);
              the same records are in ``net.trace``
@@ -195,11 +198,10 @@ class Net:
             raise InputError(f"keep must be one of {', '.join(KEEP)}, not {keep!r}")
         self.graph = Graph(load_model(model, weights))
         self.graph.check_supported()
-        from caffe_port.kernels._jit import announce_compilation
         announce_compilation()
         self.runtime = Runtime(self.graph, device, threads)
         self.device = self.runtime.device
-        self._gpu = gpu.attach(self.runtime, backward_device)     # None: the CPU walker
+        self.backend = backend.choose(self.runtime, backward_device)
         self.threads = threads
         self.keep = keep
         self.inputs = list(self.graph.inputs)
@@ -261,19 +263,14 @@ class Net:
             # let the last pass's tensors go before the new ones arrive: holding both would double
             # the peak, and ONNX Runtime's arena, which owns them, would grow to fit both for good
             self._data, self._feeds = dict(feeds), feeds
-            if self._gpu is not None:    # kept tensors stay on the device; only what is shown comes back
-                values = self._gpu.forward(feeds, fetch, host=shown)
-            else:
-                values = self.runtime.run(feeds, fetch)
+            # the backend keeps what the backward reads where it was computed; what is shown comes back
+            values = self.backend.forward(feeds, fetch, host=shown)
         else:
             boundary = self._boundary_inputs(start_idx, end_idx)
             sub_feeds = {b: self._blob_data(b) for b in boundary}
-            if self._gpu is not None:
-                values = self._gpu.forward(sub_feeds, fetch, host=shown, start=start_idx, end=end_idx)
-                for name in fetch:       # host copies of the recomputed blobs are stale now
-                    self._data.pop(name, None)
-            else:
-                values = self.runtime.run_range(start_idx, end_idx, sub_feeds, fetch)
+            values = self.backend.forward(sub_feeds, fetch, host=shown, start=start_idx, end=end_idx)
+            for name in fetch:           # host copies of the recomputed blobs are stale now
+                self._data.pop(name, None)
         self._data.update(values)
         if self.runtime.per_sample:
             # images ran one at a time and were stacked: every blob is N of its batch-1 self
@@ -281,9 +278,7 @@ class Net:
             one = self.graph.shapes({k: (1,) + tuple(v.shape[1:]) for k, v in feeds.items()})
             self._shapes = {k: (None if v is None else ((v[0] * n,) + tuple(v[1:]) if v else v))
                             for k, v in one.items()}
-        self._shapes.update({k: tuple(v.shape) for k, v in values.items()})   # the truth beats inference
-        if self._gpu is not None:
-            self._shapes.update(self._gpu.shapes())
+        self._shapes.update(self.backend.shapes())   # the truth beats inference
         self._unkept_diffs.clear()
         if self.debug_info:
             self._trace_forward(self.graph.nodes[start_idx:end_idx + 1])
@@ -346,17 +341,13 @@ class Net:
 
         keep = set(self.inputs) | set(diffs) | (self._blob_set if self.keep == "all" else set())
         self._check_memory(stack=k)
-        data = self._backward_data(nodes) if self._gpu is None else self._data
+        self._ensure_kept(nodes)
         observer = None
         if self.debug_info:
             self.trace = [r for r in self.trace if r["phase"] == "forward"]
             observer = self._trace_backward(rule)
-        if self._gpu is not None:
-            result = self._gpu.walk(nodes, data, injected, self._shapes, rule=rule, keep=keep,
-                                    observer=observer)
-        else:
-            result = walk(self.graph, nodes, data, injected, self._shapes, rule=rule, keep=keep,
-                          observer=observer)
+        result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes, rule=rule,
+                      keep=keep, observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)
@@ -370,12 +361,13 @@ class Net:
         self._last_results = {n for n in reached if n in self._diffs}
         return {name: self._diffs[name] for name in list(self.inputs) + diffs if name in self._diffs}
 
-    def _backward_data(self, nodes):
-        data = dict(self._data)
-        for name in self._kept:
-            if name not in data and any(name in n.inputs or name in n.outputs for n in nodes):
-                data[name] = self._blob_data(name)
-        return data
+    def _ensure_kept(self, nodes):
+        """Every tensor the walked layers read is at hand: recompute any the backend lost (a
+        forward over part of the net keeps only that part's)."""
+        walked = {name for node in nodes for name in node.inputs + node.outputs if name}
+        for name in self._kept & walked:
+            if name not in self._data and not self.backend.has(name):
+                self._blob_data(name)
 
     def _warn_overwritten(self, written, top_diffs, start):
         if top_diffs or start is not None:
@@ -435,8 +427,8 @@ class Net:
                 raise ShapeError(f"the shape of blob {name!r} is not known before a forward pass")
             self._data[name] = np.zeros(shape, dtype=np.float32)
             return self._data[name]
-        if self._gpu is not None and name in self._gpu.device_data:
-            self._data[name] = self._gpu.host_copy(name)       # kept on the device by the last forward
+        if self.backend.has(name):
+            self._data[name] = self.backend.host_copy(name)    # kept by the last forward
             return self._data[name]
         # not kept by the last forward: recompute it from the same inputs
         self._data[name] = self.runtime.run(self._feeds, [name])[name]
@@ -449,8 +441,7 @@ class Net:
         self._data[name] = check_feed(self.graph, name, np.zeros(shape, dtype=self.graph.input_dtype(name)))
         # as Caffe reallocates: every other blob's data and diff belong to the old shape
         self._data = {k: v for k, v in self._data.items() if k in self.inputs}
-        if self._gpu is not None:
-            self._gpu.clear()
+        self.backend.clear()
         self._diffs.clear()
         self._unkept_diffs.clear()
         self._feeds = None
@@ -515,12 +506,8 @@ class Net:
         changed = [n for n, snap in self._param_snapshots.items()
                    if not np.array_equal(snap, self.graph.constants[n])]
         if changed:
-            from caffe_port.kernels import _ort
-            for n in changed:            # sessions of the backward's fast path hold copies too
-                _ort.forget(self.graph.constants[n])
             self.runtime.invalidate(changed)
-            if self._gpu is not None:
-                self._gpu.forget([self.graph.constants[n] for n in changed])
+            self.backend.forget([self.graph.constants[n] for n in changed])
             for n in changed:
                 self._param_snapshots[n] = self.graph.constants[n].copy()
 
@@ -537,8 +524,6 @@ class Net:
                     log.info("    [Forward] Layer %s, top blob %s data: %g", node.name, top, value)
 
     def _trace_backward(self, rule):
-        from caffe_port.kernels import REGISTRY
-
         def observe(node, top_diff, bottom_diff):
             relu = REGISTRY[node.op_type].relu_family
             for name, d in zip(node.inputs, bottom_diff):

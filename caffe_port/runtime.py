@@ -166,44 +166,62 @@ class Runtime:
 
     # --- running ---------------------------------------------------------------------------------
 
-    def run(self, feeds: dict, fetch) -> dict:
+    def run(self, feeds: dict, fetch, start=0, end=None, *, on_device=False) -> dict:
+        """{name: value} of the ``fetch`` tensors for these ``feeds``.
+
+        start/end: node indices bounding a slice of the net (``feeds`` are then its boundary
+            blobs); start 0 runs the whole graph, which ONNX Runtime prunes to what ``fetch`` needs.
+        on_device: bind the outputs where ONNX Runtime computes them and return OrtValues (the
+            CUDA backend keeps them on the GPU); otherwise numpy arrays.
+
+        A graph exported with its batch size baked in (a Reshape to [1, -1] …) fails or folds the
+        batch away at batch > 1: it is then run one image at a time, stacked on the host, and
+        ``per_sample`` remembers that for later calls.
+        """
         fetch = list(dict.fromkeys(fetch))
-        sess = self.session(fetch)
+        sliced = start != 0
+        sess = self.session(fetch, start, end, list(feeds)) if sliced else self.session(fetch)
         batch = _batch_size(feeds)
-        if self.per_sample and batch > 1:
+        if not sliced and self.per_sample and batch > 1:
             return self._run_per_sample(sess, feeds, fetch, batch)
         try:
-            values = sess.run(fetch, feeds)
+            values = self._bound(sess, feeds, fetch) if on_device else dict(zip(fetch, sess.run(fetch, feeds)))
         except Exception as e:
-            if batch > 1:
-                # graphs exported with a fixed batch of 1 (Reshape to [1, -1] …) run one image at a time
-                try:
-                    result = self._run_per_sample(sess, feeds, fetch, batch)
-                except Exception:
-                    raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
-                self.per_sample = True
-                return result
-            raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
-        if batch > 1 and any(v.ndim == 0 or v.shape[0] != batch
-                             for name, v in zip(fetch, values) if name in self.graph.outputs):
+            if sliced or batch == 1:
+                raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
+            try:
+                result = self._run_per_sample(sess, feeds, fetch, batch)
+            except Exception:
+                raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
+            self.per_sample = True
+            return result
+        if not sliced and batch > 1 and any(len(_shape(v)) == 0 or _shape(v)[0] != batch
+                                            for name, v in values.items() if name in self.graph.outputs):
             # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
             self.per_sample = True
             return self._run_per_sample(sess, feeds, fetch, batch)
-        return dict(zip(fetch, values))
+        return values
 
-    def run_range(self, start, end, feeds: dict, fetch) -> dict:
-        """Run nodes start..end (topological indices) from the given boundary blobs."""
-        fetch = list(dict.fromkeys(fetch))
-        sess = self.session(fetch, start, end, list(feeds))
-        try:
-            values = sess.run(fetch, feeds)
-        except Exception as e:
-            raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
-        return dict(zip(fetch, values))
+    def _bound(self, sess, feeds, fetch):
+        """One run with IOBinding: inputs from the host, outputs left where ONNX Runtime computed
+        them (the GPU under the CUDA provider). Returns {name: OrtValue}."""
+        binding = sess.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        kind = "cuda" if self.device.startswith("cuda") else "cpu"
+        for name in fetch:
+            binding.bind_output(name, kind, device_index(self.device) if kind == "cuda" else 0)
+        sess.run_with_iobinding(binding)
+        return dict(zip(fetch, binding.get_outputs()))
 
     def _run_per_sample(self, sess, feeds, fetch, batch):
         parts = [sess.run(fetch, {k: v[n:n + 1] for k, v in feeds.items()}) for n in range(batch)]
         return {name: np.concatenate([p[j] for p in parts], axis=0) for j, name in enumerate(fetch)}
+
+
+def _shape(value):
+    """The shape of a numpy array or an OrtValue."""
+    return tuple(value.shape()) if callable(getattr(value, "shape", None)) else value.shape
 
 
 def _batch_size(feeds):

@@ -29,8 +29,8 @@ import os
 import numpy as np
 
 from caffe_port.errors import InputError
+from caffe_port.kernels.relu import RULES
 
-RULES = ("backprop", "deconvnet", "guided")
 COLOURS = {"backprop": "#1f77b4", "deconvnet": "#d62728", "guided": "#2ca02c"}
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 

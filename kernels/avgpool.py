@@ -30,7 +30,7 @@ GlobalAveragePool: top = mean over all spatial positions, bottom_diff = top_diff
 """
 import numpy as np
 
-from ._jit import pjit, prange
+from .jit import pjit, prange
 from .maxpool import pool_window, window_taps
 
 
@@ -72,7 +72,7 @@ def _average_backward(top_diff, out, dil, start, lo, hi, divisor, bottom_diff):
                     o += 1
 
 
-def _tables(attrs, bottom_shape, top_shape, dtype):
+def pool_tables(attrs, bottom_shape, top_shape, dtype):
     """Tap tables and per-axis divisors (in ``dtype``, never below 1: an empty window gives 0)."""
     window = pool_window("AveragePool", attrs, bottom_shape[2:], None if top_shape is None else top_shape[2:])
     in3, out3, dil3, start, lo, hi, in_padded = window_taps(window, bottom_shape[2:], clip_to_padded=True)
@@ -83,17 +83,17 @@ def _tables(attrs, bottom_shape, top_shape, dtype):
 
 def avgpool_forward(bottom_data, attrs):
     bottom = bottom_data[0]
-    window, in3, out3, dil3, start, lo, hi, divisor = _tables(attrs, bottom.shape, None, bottom.dtype)
+    window, in3, out3, dil3, start, lo, hi, divisor = pool_tables(attrs, bottom.shape, None, bottom.dtype)
     planes = np.ascontiguousarray(bottom).reshape((-1,) + in3)
     top = np.zeros((planes.shape[0], int(np.prod(out3))), bottom.dtype)
     _average_forward(planes, out3, dil3, start, lo, hi, divisor, top)
     return [top.reshape(bottom.shape[:2] + window.out)]
 
 
-def avgpool_backward(top_diff, bottom_data, top_data, attrs):
-    bottom_shape, top_shape = tuple(attrs["bottom_shapes"][0]), tuple(attrs["top_shapes"][0])
+def avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes, top_shapes):
+    bottom_shape, top_shape = tuple(bottom_shapes[0]), tuple(top_shapes[0])
     g = top_diff[0]
-    _, in3, out3, dil3, start, lo, hi, divisor = _tables(attrs, bottom_shape, top_shape, g.dtype)
+    _, in3, out3, dil3, start, lo, hi, divisor = pool_tables(attrs, bottom_shape, top_shape, g.dtype)
     k, planes = g.shape[0], bottom_shape[0] * bottom_shape[1]
     g = np.ascontiguousarray(g).reshape(k, planes, -1)
     bottom_diff = np.zeros((k, planes) + in3, g.dtype)
@@ -106,8 +106,8 @@ def global_avgpool_forward(bottom_data, attrs):
     return [np.mean(bottom, axis=tuple(range(2, bottom.ndim)), keepdims=True, dtype=bottom.dtype)]
 
 
-def global_avgpool_backward(top_diff, bottom_data, top_data, attrs):
-    bottom_shape = tuple(attrs["bottom_shapes"][0])
+def global_avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+    bottom_shape = tuple(bottom_shapes[0])
     g = top_diff[0]
     size = g.dtype.type(int(np.prod(bottom_shape[2:])))
     return [np.ascontiguousarray(np.broadcast_to(g / size, g.shape[:1] + bottom_shape))]

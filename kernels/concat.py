@@ -4,26 +4,26 @@ negative from opset 11, defaults to 1 before opset 4).
     bottom_diff_i = top_diff[:, …, o_i : o_i + d_i, …]    (o_i = d_0 + … + d_{i−1}, on axis + 1)
 
 Shapes: x_i (N, …, d_i, …); top_diff (K, N, …, Σ d_i, …); bottom_diff_i (K, N, …, d_i, …). The
-backward reads only the bottoms' shapes (attrs["bottom_shapes"]); each diff is a fresh array.
+backward reads only the bottoms' shapes (``bottom_shapes``); each diff is a fresh array.
 """
 import numpy as np
 
 
-def _axis(attrs, ndim):
+def concat_axis(attrs, ndim):
     axis = int(attrs.get("axis", 1))
     return axis + ndim if axis < 0 else axis
 
 
 def concat_forward(bottom_data, attrs):
-    return [np.concatenate(bottom_data, axis=_axis(attrs, bottom_data[0].ndim))]
+    return [np.concatenate(bottom_data, axis=concat_axis(attrs, bottom_data[0].ndim))]
 
 
-def concat_backward(top_diff, bottom_data, top_data, attrs):
+def concat_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    shapes = attrs["bottom_shapes"]
-    axis = _axis(attrs, len(shapes[0]))
+    shapes = bottom_shapes
+    axis = concat_axis(attrs, len(shapes[0]))
     bottom_diff, offset = [], 0
-    for shape, pd in zip(shapes, attrs["propagate_down"]):
+    for shape, pd in zip(shapes, propagate_down):
         width = shape[axis]
         if pd:
             index = (slice(None),) * (axis + 1) + (slice(offset, offset + width),)

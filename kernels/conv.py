@@ -30,7 +30,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from ._jit import jit, pjit, prange
+from .jit import jit, pjit, prange
 
 # Bytes of column buffer held at once. Small enough that a chunk stays in cache between the
 # matmul that writes it and the col2im that reads it: of 2–64 MiB, 8 MiB was fastest over the
@@ -50,7 +50,7 @@ def _ints(attrs, name, default):
     return list(default) if value is None or len(value) == 0 else [int(v) for v in value]
 
 
-class _Geometry:
+class Geometry:
     """Kernel, strides, dilations and begin pads in 3-D, and the input/output spatial extents."""
 
     def __init__(self, x_shape, w_shape, attrs):
@@ -293,7 +293,7 @@ def conv_forward(bottom_data, attrs):
     """bottom_data = [x (N, C, *S), W (M, C/G, *k), optional b (M,)] → [y (N, M, *OS)]."""
     x, weight = bottom_data[0], bottom_data[1]
     bias = bottom_data[2] if len(bottom_data) > 2 else None
-    geo = _Geometry(x.shape, weight.shape, attrs)
+    geo = Geometry(x.shape, weight.shape, attrs)
     dtype = x.dtype
     weight = weight.astype(dtype, copy=False)
     N, C, M, G = x.shape[0], x.shape[1], weight.shape[0], geo.group
@@ -317,12 +317,8 @@ def conv_forward(bottom_data, attrs):
 
 # --- backward -----------------------------------------------------------------------------------
 
-def _input_diff(dy5, weight, geo, C):
+def input_diff(dy5, weight, geo, C):
     """dy5 (B, M, OD, OH, OW) → dX (B, C, D, H, W), the transposed convolution."""
-    if FAST_PATH and geo.nd == 2 and dy5.dtype == np.float32:
-        fast = _ort_input_diff(dy5, weight, geo, C)
-        if fast is not None:
-            return fast
     B, M = dy5.shape[:2]
     G = geo.group
     OD, OH, OW = geo.out
@@ -348,68 +344,6 @@ def _input_diff(dy5, weight, geo, C):
     return bottom_diff
 
 
-# --- the fast path: ONNX Runtime's convolution kernels ------------------------------------------------
-#
-# Measured on this project's 2-core AMD EPYC (float32, batch 1, input diff only): ONNX Runtime's
-# ConvTranspose beats matmul + col2im on every layer kind tried, 1.3–3.6× (CaffeNet conv1 11×11 s4
-# 0.86 vs 1.71 ms, grouped conv2 1.2 vs 2.5 ms, EfficientNet 5×5 depthwise 0.40 vs 1.45 ms), and at
-# stride 1 its Conv on the flipped, transposed filters runs faster still on large maps (VGG16
-# conv1_2 at 224²: 8.9 ms, 414 GFLOP/s, against 17 ms ConvTranspose and 21 ms matmul + col2im).
-# So a float32 2-D input diff runs in ONNX Runtime, as the flipped Conv where that is possible and
-# the map is large (stride 1, at least FLIPPED_MIN_PIXELS output pixels: 112² 8.1 vs 11.8 ms,
-# 56² 12.0 vs 10.5, 28² 15.9 vs 9.9 for 128–512 channels), else as ConvTranspose. A fixed rule, not
-# a per-run race, so that the same input gives the same bits in every run. float64
-# (finite-difference checks) and weight diffs use the numpy/Numba path above, which is also the
-# reference the fast path is tested against.
-
-FAST_PATH = True
-FLIPPED_MIN_PIXELS = 100 * 100
-
-
-def _ort_input_diff(dy5, weight, geo, C):
-    (_, kh, kw), (_, sh, sw), (_, dh, dw) = geo.kernel, geo.strides, geo.dilations
-    (_, ph, pw), (_, H, W), (_, OH, OW) = geo.begin, geo.spatial, geo.out
-    M, G = weight.shape[0], geo.group
-    eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-    # end pads that make ConvTranspose's output exactly H×W (negative: rows the forward never read)
-    qh, qw = sh * (OH - 1) + eh - ph - H, sw * (OW - 1) + ew - pw - W
-    key = (tuple(weight.shape), G, sh, sw, dh, dw, ph, pw, H, W, OH, OW)
-    dy = dy5.reshape(dy5.shape[0], M, OH, OW)
-    transpose = lambda: _one_node(  # noqa: E731
-        "ConvTranspose", weight, M, strides=[sh, sw], dilations=[dh, dw], group=G,
-        pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
-    candidates = {"transpose": transpose}
-    fh, fw = eh - 1 - ph, ew - 1 - pw          # the flipped Conv's pads
-    if sh == sw == 1 and min(fh, fw, eh - 1 - max(qh, 0), ew - 1 - max(qw, 0)) >= 0 and qh >= 0 and qw >= 0:
-        candidates["flipped"] = lambda: _one_node(  # noqa: E731
-            "Conv", _flipped(weight, G, C), M, dilations=[dh, dw], group=G,
-            pads=[fh, fw, eh - 1 - qh, ew - 1 - qw])
-    from . import _ort
-    name = "flipped" if "flipped" in candidates and OH * OW >= FLIPPED_MIN_PIXELS else "transpose"
-    try:
-        dx = _ort.run((key, name), weight, candidates[name], dy, (dy.shape[0], C, H, W))
-    except RuntimeError:    # ONNX Runtime disagrees on a shape: the plain kernel is the reference
-        return None
-    return dx.reshape((dx.shape[0], C) + tuple(geo.spatial))
-
-
-def _flipped(weight, G, C):
-    """W (M, C/G, kh, kw) → W' (C, M/G, kh, kw), W'[g·C/G + c, m] = W[g·M/G + m, c] rotated 180°."""
-    M = weight.shape[0]
-    w = weight.reshape(G, M // G, C // G, *weight.shape[2:]).transpose(0, 2, 1, 3, 4)
-    return np.ascontiguousarray(w[..., ::-1, ::-1].reshape(C, M // G, *weight.shape[2:]))
-
-
-def _one_node(op_type, weight, channels, **attrs):
-    from onnx import helper, numpy_helper
-    from caffe_port.onnx_util import make_model
-    x = helper.make_tensor_value_info("x", 1, ["B", channels, None, None])
-    node = helper.make_node(op_type, ["x", "w"], ["y"], **attrs)
-    graph = helper.make_graph([node], "input_diff", [x], [helper.make_empty_tensor_value_info("y")],
-                              initializer=[numpy_helper.from_array(np.ascontiguousarray(weight), "w")])
-    return make_model(graph, 13)
-
-
 def _weight_diff(dy6, x5, weight, geo):
     """dy6 (K, N, M, OD, OH, OW), x5 (N, C, D, H, W) → dW (K, *W.shape), summed over the batch."""
     K, N, M = dy6.shape[:3]
@@ -430,19 +364,19 @@ def _weight_diff(dy6, x5, weight, geo):
     return acc.reshape(G, K, M // G, ckk // G).transpose(1, 0, 2, 3).reshape((K,) + weight.shape)
 
 
-def conv_backward(top_diff, bottom_data, top_data, attrs):
+def conv_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, N, M, *OS)]
     → [dX (K, N, C, *S), dW (K, *W.shape) or None, db (K, M) or None].
 
     Only dX is computed unless ``propagate_down`` asks for dW (needs x) or db."""
     dy = top_diff[0]
-    propagate_down = list(attrs["propagate_down"]) + [False] * 3
+    propagate_down = list(propagate_down) + [False] * 3
     n_in = len(bottom_data)
     if dy is None:
         return [None] * n_in
     weight = bottom_data[1]
-    x_shape = tuple(attrs["bottom_shapes"][0]) if bottom_data[0] is None else bottom_data[0].shape
-    geo = _Geometry(x_shape, weight.shape, attrs)
+    x_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else bottom_data[0].shape
+    geo = Geometry(x_shape, weight.shape, attrs)
     dtype = dy.dtype
     weight = weight.astype(dtype, copy=False)
     K, N, M = dy.shape[0], x_shape[0], weight.shape[0]
@@ -453,7 +387,7 @@ def conv_backward(top_diff, bottom_data, top_data, attrs):
     dy6 = np.ascontiguousarray(dy).reshape((K, N, M) + tuple(geo.out))
     bottom_diff = [None] * n_in
     if propagate_down[0]:
-        dx = _input_diff(dy6.reshape((K * N, M) + tuple(geo.out)), weight, geo, x_shape[1])
+        dx = input_diff(dy6.reshape((K * N, M) + tuple(geo.out)), weight, geo, x_shape[1])
         bottom_diff[0] = dx.reshape((K,) + x_shape)
     if propagate_down[1]:
         if bottom_data[0] is None:

@@ -32,8 +32,8 @@ def reduce_to(diff, shape, copy=False):
     return out.copy() if copy else out
 
 
-def _shape(bottom_data, attrs, i):
-    return tuple(attrs["bottom_shapes"][i]) if bottom_data[i] is None else bottom_data[i].shape
+def _shape(bottom_data, bottom_shapes, i):
+    return tuple(bottom_shapes[i]) if bottom_data[i] is None else bottom_data[i].shape
 
 
 def _operand(bottom_data, i, dtype):
@@ -47,8 +47,9 @@ def add_forward(bottom_data, attrs):
     return [bottom_data[0] + bottom_data[1]]
 
 
-def add_backward(top_diff, bottom_data, top_data, attrs):
-    return sum_backward(top_diff, bottom_data, top_data, attrs)
+def add_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return sum_backward(top_diff, bottom_data, top_data, attrs, propagate_down=propagate_down,
+                        bottom_shapes=bottom_shapes)
 
 
 def sum_forward(bottom_data, attrs):
@@ -58,10 +59,10 @@ def sum_forward(bottom_data, attrs):
     return [top]
 
 
-def sum_backward(top_diff, bottom_data, top_data, attrs):
+def sum_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    return [reduce_to(g, _shape(bottom_data, attrs, i), copy=True) if pd else None
-            for i, pd in enumerate(attrs["propagate_down"])]
+    return [reduce_to(g, _shape(bottom_data, bottom_shapes, i), copy=True) if pd else None
+            for i, pd in enumerate(propagate_down)]
 
 
 # --- Sub: y = a − b;  ∂/∂a = g, ∂/∂b = −g ---------------------------------------------------------
@@ -70,11 +71,11 @@ def sub_forward(bottom_data, attrs):
     return [bottom_data[0] - bottom_data[1]]
 
 
-def sub_backward(top_diff, bottom_data, top_data, attrs):
+def sub_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
-    return [reduce_to(g, _shape(bottom_data, attrs, 0), copy=True) if pd[0] else None,
-            -reduce_to(g, _shape(bottom_data, attrs, 1)) if pd[1] else None]
+    pd = propagate_down
+    return [reduce_to(g, _shape(bottom_data, bottom_shapes, 0), copy=True) if pd[0] else None,
+            -reduce_to(g, _shape(bottom_data, bottom_shapes, 1)) if pd[1] else None]
 
 
 # --- Mul: y = a · b;  ∂/∂a = g · b, ∂/∂b = g · a --------------------------------------------------
@@ -83,12 +84,12 @@ def mul_forward(bottom_data, attrs):
     return [bottom_data[0] * bottom_data[1]]
 
 
-def mul_backward(top_diff, bottom_data, top_data, attrs):
+def mul_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
-    return [reduce_to(g * _operand(bottom_data, 1, g.dtype), _shape(bottom_data, attrs, 0))
+    pd = propagate_down
+    return [reduce_to(g * _operand(bottom_data, 1, g.dtype), _shape(bottom_data, bottom_shapes, 0))
             if pd[0] else None,
-            reduce_to(g * _operand(bottom_data, 0, g.dtype), _shape(bottom_data, attrs, 1))
+            reduce_to(g * _operand(bottom_data, 0, g.dtype), _shape(bottom_data, bottom_shapes, 1))
             if pd[1] else None]
 
 
@@ -98,31 +99,31 @@ def div_forward(bottom_data, attrs):
     return [bottom_data[0] / bottom_data[1]]
 
 
-def div_backward(top_diff, bottom_data, top_data, attrs):
+def div_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     da = db = None
     if pd[0] or pd[1]:
         b = _operand(bottom_data, 1, g.dtype)
         g_over_b = g / b
         if pd[0]:
-            da = reduce_to(g_over_b, _shape(bottom_data, attrs, 0))
+            da = reduce_to(g_over_b, _shape(bottom_data, bottom_shapes, 0))
         if pd[1]:
             a = _operand(bottom_data, 0, g.dtype)
-            db = reduce_to(-(g_over_b * (a / b)), _shape(bottom_data, attrs, 1))
+            db = reduce_to(-(g_over_b * (a / b)), _shape(bottom_data, bottom_shapes, 1))
     return [da, db]
 
 
 # --- Max, Min: the diff goes to the first operand that holds the extreme value --------------------
 
-def _extreme_backward(top_diff, bottom_data, top_data, attrs):
+def _extreme_backward(top_diff, bottom_data, top_data, propagate_down):
     """g · [x_i == y and no earlier x_j == y], each summed back to x_i's shape.
 
     Every operand is compared, even those that take no diff: an earlier constant that holds y
     claims the position (Caffe's Eltwise MAX keeps the first of tied bottoms).
     """
     g, y = top_diff[0], top_data[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     claimed = np.zeros(y.shape, dtype=bool)
     bottom_diff = []
     last = max((i for i, p in enumerate(pd) if p), default=-1)
@@ -145,8 +146,8 @@ def max_forward(bottom_data, attrs):
     return [top]
 
 
-def max_backward(top_diff, bottom_data, top_data, attrs):
-    return _extreme_backward(top_diff, bottom_data, top_data, attrs)
+def max_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    return _extreme_backward(top_diff, bottom_data, top_data, propagate_down)
 
 
 def min_forward(bottom_data, attrs):
@@ -156,8 +157,8 @@ def min_forward(bottom_data, attrs):
     return [top]
 
 
-def min_backward(top_diff, bottom_data, top_data, attrs):
-    return _extreme_backward(top_diff, bottom_data, top_data, attrs)
+def min_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    return _extreme_backward(top_diff, bottom_data, top_data, propagate_down)
 
 
 # --- Pow: y = x^p;  ∂/∂x = g · p · x^(p−1),  ∂/∂p = g · y · ln x ----------------------------------
@@ -168,11 +169,11 @@ def pow_forward(bottom_data, attrs):
     return [np.power(x, np.asarray(bottom_data[1]).astype(x.dtype, copy=False))]
 
 
-def pow_backward(top_diff, bottom_data, top_data, attrs):
+def pow_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
     """∂/∂p is taken as 0 where x ≤ 0: x^p has no real derivative in p there (and x^p·ln x → 0
     as x → 0⁺ for p > 0)."""
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     x = _operand(bottom_data, 0, g.dtype)
     p = _operand(bottom_data, 1, g.dtype)
     dx = dp = None

@@ -44,14 +44,14 @@ def gemm_forward(bottom_data, attrs):
     return [top]
 
 
-def gemm_backward(top_diff, bottom_data, top_data, attrs):
+def gemm_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, M, N)]
     → [dA (K, *A.shape), dB (K, *B.shape) or None, dC (K, *C.shape) or None]."""
     dy = top_diff[0]
     n_in = len(bottom_data)
     if dy is None:
         return [None] * n_in
-    propagate_down = list(attrs["propagate_down"]) + [False] * 3
+    propagate_down = list(propagate_down) + [False] * 3
     dtype = dy.dtype
     op_a, op_b = _operands(bottom_data, attrs, dtype)
     K, M, N = dy.shape
@@ -72,6 +72,6 @@ def gemm_backward(top_diff, bottom_data, top_data, attrs):
             d_op_b = np.ascontiguousarray(d_op_b.transpose(0, 2, 1))
         bottom_diff[1] = d_op_b
     if n_in > 2 and propagate_down[2]:
-        c_shape = attrs["bottom_shapes"][2] if bottom_data[2] is None else bottom_data[2].shape
+        c_shape = bottom_shapes[2] if bottom_data[2] is None else bottom_data[2].shape
         bottom_diff[2] = reduce_to(dy, c_shape) * dtype.type(attrs.get("beta", 1.0))
     return bottom_diff

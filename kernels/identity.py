@@ -14,8 +14,7 @@ import numpy as np
 from caffe_port.errors import ModelError
 
 
-def _pass_through(top_diff, attrs):
-    pd = attrs["propagate_down"]
+def _pass_through(top_diff, pd):
     return [top_diff[0].copy() if pd[0] else None] + [None] * (len(pd) - 1)
 
 
@@ -25,13 +24,13 @@ def identity_forward(bottom_data, attrs):
     return [bottom_data[0].copy()]
 
 
-def identity_backward(top_diff, bottom_data, top_data, attrs):
-    return _pass_through(top_diff, attrs)
+def identity_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    return _pass_through(top_diff, propagate_down)
 
 
 # --- Dropout (inference): y = x, mask = 1 ---------------------------------------------------------
 
-def _refuse_training(bottom_data):
+def refuse_training(bottom_data):
     training = bottom_data[2] if len(bottom_data) > 2 else None
     if training is not None and bool(np.asarray(training).reshape(-1)[0]):
         raise ModelError("Dropout: training_mode is True; only inference-mode Dropout "
@@ -39,19 +38,19 @@ def _refuse_training(bottom_data):
 
 
 def dropout_forward(bottom_data, attrs):
-    """Returns the mask as a second top when the node has two (len(attrs["top_shapes"]) == 2):
+    """Returns the mask as a second top when the node has two (attrs["n_outputs"] == 2):
     all ones as the spec and its reference implementation have it at inference, bool from opset
     10, the input's type before. (ONNX Runtime 1.31 fills it with zeros for opsets 7–11; nothing
     reads it.)"""
-    _refuse_training(bottom_data)
+    refuse_training(bottom_data)
     x = bottom_data[0]
     top = [x.copy()]
-    if len(attrs.get("top_shapes") or ()) > 1:
+    if int(attrs.get("n_outputs", 1)) > 1:
         mask_type = bool if attrs.get("opset", 17) >= 10 else x.dtype
         top.append(np.ones(x.shape, dtype=mask_type))
     return top
 
 
-def dropout_backward(top_diff, bottom_data, top_data, attrs):
-    _refuse_training(bottom_data)
-    return _pass_through(top_diff, attrs)
+def dropout_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    refuse_training(bottom_data)
+    return _pass_through(top_diff, propagate_down)

@@ -22,7 +22,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from ._jit import jit, pjit, prange
+from .jit import jit, pjit, prange
 
 BLOCK = 256     # spatial positions per tile: C·BLOCK-sized buffers stay in cache
 
@@ -107,7 +107,7 @@ def _lrn_backward(x, y, top_diff, lo, hi, alpha_over_size, beta, bias, coeff, bo
                                                     - coeff * x[n, c, s0 + b] * acc[b])
 
 
-def _params(attrs, dtype):
+def lrn_params(attrs, dtype):
     """(lo, hi, alpha/size, beta, bias): W(c) = [c − lo, c + hi]; scalars in the data's dtype."""
     if "size" not in attrs:
         raise ModelError("LRN: the required attribute 'size' is missing")
@@ -121,7 +121,7 @@ def _params(attrs, dtype):
 
 def lrn_forward(bottom_data, attrs):
     x = bottom_data[0]
-    lo, hi, alpha_over_size, beta, bias = _params(attrs, x.dtype)
+    lo, hi, alpha_over_size, beta, bias = lrn_params(attrs, x.dtype)
     x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     y = np.empty_like(x3)
     _lrn_forward(x3, lo, hi, alpha_over_size, beta, bias, y)
@@ -130,7 +130,7 @@ def lrn_forward(bottom_data, attrs):
 
 def lrn_backward(top_diff, bottom_data, top_data, attrs):
     x = bottom_data[0]
-    lo, hi, alpha_over_size, beta, bias = _params(attrs, x.dtype)
+    lo, hi, alpha_over_size, beta, bias = lrn_params(attrs, x.dtype)
     g = top_diff[0]
     k = g.shape[0]
     x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)

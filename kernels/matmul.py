@@ -26,7 +26,7 @@ def matmul_forward(bottom_data, attrs):
                          f"{a.shape} and {b.shape} do not multiply") from None
 
 
-def _promoted(shape, is_a):
+def promoted(shape, is_a):
     """The ≥2-D shape numpy.matmul uses for an operand (1-D A → (1, P), 1-D B → (P, 1))."""
     if len(shape) == 1:
         return (1,) + tuple(shape) if is_a else tuple(shape) + (1,)
@@ -37,16 +37,16 @@ def _swap(x):
     return np.swapaxes(x, -1, -2)
 
 
-def matmul_backward(top_diff, bottom_data, top_data, attrs):
+def matmul_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, *Y.shape)] → [dA (K, *A.shape) or None, dB (K, *B.shape) or None]."""
     dy = top_diff[0]
     if dy is None:
         return [None, None]
-    propagate_down = list(attrs["propagate_down"]) + [False, False]
+    propagate_down = list(propagate_down) + [False, False]
     dtype = dy.dtype
-    shapes = [tuple(attrs["bottom_shapes"][i]) if bottom_data[i] is None else bottom_data[i].shape
+    shapes = [tuple(bottom_shapes[i]) if bottom_data[i] is None else bottom_data[i].shape
               for i in (0, 1)]
-    a_p, b_p = _promoted(shapes[0], True), _promoted(shapes[1], False)
+    a_p, b_p = promoted(shapes[0], True), promoted(shapes[1], False)
     M, P, N = a_p[-2], a_p[-1], b_p[-1]
     K = dy.shape[0]
     batch = np.broadcast_shapes(a_p[:-2], b_p[:-2])

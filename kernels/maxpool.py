@@ -28,7 +28,7 @@ nodes, 1-D to 3-D): with span = in + pad_begin + pad_end − ((kernel − 1)·di
 PyTorch do). auto_pad VALID: no pads. SAME_UPPER / SAME_LOWER: total = (ceil(in / stride) − 1)·
 stride + kernel − in, with the *undilated* kernel, which ONNX Runtime uses even when
 dilations ≠ 1; pad_begin = trunc(total / 2) (UPPER) or trunc((total + 1) / 2) (LOWER). The
-backward takes the output size from attrs["top_shapes"] and clips windows to the input, so it
+backward takes the output size from ``top_shapes`` and clips windows to the input, so it
 follows whatever the runtime produced.
 
 The optional second output Indices (the flat index into the whole bottom tensor, spatial part
@@ -44,7 +44,7 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from ._jit import pjit, prange
+from .jit import pjit, prange
 
 AUTO_PADS = ("NOTSET", "VALID", "SAME_UPPER", "SAME_LOWER")
 
@@ -257,8 +257,8 @@ def _pool_backward(top_diff, bottom_data, window):
 
 
 def _n_outputs(attrs):
-    """Indices is computed only when the node has it (attrs["top_shapes"] has two entries)."""
-    return max(1, len(attrs.get("top_shapes") or ()))
+    """Indices is computed only when the node has it (two outputs)."""
+    return max(1, int(attrs.get("n_outputs", 1)))
 
 
 # --- MaxPool ----------------------------------------------------------------------------------------
@@ -268,9 +268,9 @@ def maxpool_forward(bottom_data, attrs):
     return _pool_forward(bottom_data, window, attrs, _n_outputs(attrs))
 
 
-def maxpool_backward(top_diff, bottom_data, top_data, attrs):
+def maxpool_backward(top_diff, bottom_data, top_data, attrs, *, top_shapes):
     bottom = bottom_data[0]
-    top_shape = attrs["top_shapes"][0]
+    top_shape = top_shapes[0]
     window = pool_window("MaxPool", attrs, bottom.shape[2:], top_shape[2:])
     return _pool_backward(top_diff, bottom_data, window)
 
@@ -282,14 +282,14 @@ def _as_one_axis(bottom):
     return np.ascontiguousarray(bottom).reshape(bottom.shape[:2] + (-1,))
 
 
-def _global_window(size):
+def global_window(size):
     return PoolWindow((size,), (1,), (1,), (0,), (0,), (1,))
 
 
 def global_maxpool_forward(bottom_data, attrs):
     bottom = bottom_data[0]
     flat = _as_one_axis(bottom)
-    top = _pool_forward([flat], _global_window(flat.shape[2]), attrs, 1)[0]
+    top = _pool_forward([flat], global_window(flat.shape[2]), attrs, 1)[0]
     return [top.reshape(bottom.shape[:2] + (1,) * (bottom.ndim - 2))]
 
 
@@ -297,5 +297,5 @@ def global_maxpool_backward(top_diff, bottom_data, top_data, attrs):
     bottom = bottom_data[0]
     flat = _as_one_axis(bottom)
     g = None if top_diff[0] is None else top_diff[0].reshape(top_diff[0].shape[:3] + (1,))
-    bottom_diff = _pool_backward([g], [flat], _global_window(flat.shape[2]))[0]
+    bottom_diff = _pool_backward([g], [flat], global_window(flat.shape[2]))[0]
     return [bottom_diff.reshape(bottom_diff.shape[:1] + bottom.shape)]

@@ -59,7 +59,7 @@ def pad_spec(bottom_data, attrs, ndim):
     return begin, end, mode, value
 
 
-def _crop_index(shape, begin, end):
+def crop_index(shape, begin, end):
     """The slices that the negative pads leave of each axis."""
     return tuple(slice(-min(b, 0), n + min(e, 0)) for n, b, e in zip(shape, begin, end))
 
@@ -70,7 +70,7 @@ def pad_forward(bottom_data, attrs):
     for n, b, e in zip(x.shape, begin, end):
         if n + min(b, 0) + min(e, 0) < 0:
             raise ModelError(f"Pad: pads {begin + end} crop more than the shape {x.shape}")
-    x = x[_crop_index(x.shape, begin, end)]
+    x = x[crop_index(x.shape, begin, end)]
     widths = [(max(b, 0), max(e, 0)) for b, e in zip(begin, end)]
     if mode == "constant":
         return [np.pad(x, widths, mode="constant", constant_values=value)]
@@ -89,11 +89,11 @@ def _fold(diff, axis, length, before, after, mode):
     return bottom
 
 
-def pad_backward(top_diff, bottom_data, top_data, attrs):
-    g, pd = top_diff[0], attrs["propagate_down"]
+def pad_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    g, pd = top_diff[0], propagate_down
     if not pd[0]:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
+    shape = tuple(bottom_shapes[0])
     begin, end, mode, _ = pad_spec(bottom_data, attrs, len(shape))
     cropped = [n + min(b, 0) + min(e, 0) for n, b, e in zip(shape, begin, end)]
     diff = g
@@ -102,7 +102,7 @@ def pad_backward(top_diff, bottom_data, top_data, attrs):
             diff = _fold(diff, axis + 1, n, max(b, 0), max(e, 0), mode)
     if any(b < 0 or e < 0 for b, e in zip(begin, end)):
         bottom_diff = np.zeros((g.shape[0],) + shape, dtype=g.dtype)
-        bottom_diff[(slice(None),) + _crop_index(shape, begin, end)] = diff
+        bottom_diff[(slice(None),) + crop_index(shape, begin, end)] = diff
     else:
         bottom_diff = diff.copy() if diff is g else diff
     return [bottom_diff] + [None] * (len(pd) - 1)

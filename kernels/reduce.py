@@ -20,12 +20,9 @@ import numpy as np
 from caffe_port.errors import ModelError
 
 
-def _reduced_axes(bottom_data, attrs, rank, op_type):
+def reduced_axes(bottom_data, attrs, rank, op_type):
     """The reduced axes as a sorted tuple, or None for an identity (noop_with_empty_axes)."""
     axes = None
-    shapes = attrs.get("bottom_shapes") or ()
-    if len(bottom_data) > 1 and bottom_data[1] is None and len(shapes) > 1 and shapes[1] is not None:
-        raise ModelError(f"{op_type}: the axes input must be a constant")
     if len(bottom_data) > 1 and bottom_data[1] is not None:
         axes = np.asarray(bottom_data[1]).reshape(-1).tolist()
     elif attrs.get("axes") is not None:
@@ -42,7 +39,7 @@ def _reduced_axes(bottom_data, attrs, rank, op_type):
 
 def _forward(bottom_data, attrs, op_type, mean):
     x = bottom_data[0]
-    axes = _reduced_axes(bottom_data, attrs, x.ndim, op_type)
+    axes = reduced_axes(bottom_data, attrs, x.ndim, op_type)
     if axes is None:
         return [x.copy()]
     keepdims = bool(int(attrs.get("keepdims", 1)))
@@ -50,11 +47,14 @@ def _forward(bottom_data, attrs, op_type, mean):
     return [np.asarray(reduce(x, axis=axes, keepdims=keepdims, dtype=x.dtype))]
 
 
-def _backward(top_diff, bottom_data, attrs, op_type, mean):
-    bottom_shape = tuple(attrs["bottom_shapes"][0])
+def _backward(top_diff, bottom_data, attrs, op_type, mean, bottom_shapes):
+    bottom_shape = tuple(bottom_shapes[0])
+    if len(bottom_data) > 1 and bottom_data[1] is None and len(bottom_shapes) > 1 \
+            and bottom_shapes[1] is not None:
+        raise ModelError(f"{op_type}: the axes input must be a constant")
     g = top_diff[0]
     k = g.shape[0]
-    axes = _reduced_axes(bottom_data, attrs, len(bottom_shape), op_type)
+    axes = reduced_axes(bottom_data, attrs, len(bottom_shape), op_type)
     rest = [None] * (len(bottom_data) - 1)
     if axes is None:
         return [g.copy()] + rest
@@ -70,13 +70,13 @@ def reduce_mean_forward(bottom_data, attrs):
     return _forward(bottom_data, attrs, "ReduceMean", True)
 
 
-def reduce_mean_backward(top_diff, bottom_data, top_data, attrs):
-    return _backward(top_diff, bottom_data, attrs, "ReduceMean", True)
+def reduce_mean_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+    return _backward(top_diff, bottom_data, attrs, "ReduceMean", True, bottom_shapes)
 
 
 def reduce_sum_forward(bottom_data, attrs):
     return _forward(bottom_data, attrs, "ReduceSum", False)
 
 
-def reduce_sum_backward(top_diff, bottom_data, top_data, attrs):
-    return _backward(top_diff, bottom_data, attrs, "ReduceSum", False)
+def reduce_sum_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+    return _backward(top_diff, bottom_data, attrs, "ReduceSum", False, bottom_shapes)

@@ -1,14 +1,40 @@
-"""ONNX op type → backward kernel: one line per op.
+"""ONNX op type → backward kernel: one line per op, for every backend.
 
-Each kernel file in this package is one layer kind, written as Caffe writes its layers: a pair of
-plain functions over numpy arrays,
+The kernel contract, written once. Each file in this package is one layer kind, written as Caffe
+writes its layers: a pair of plain functions over numpy arrays,
 
-    <name>_forward(bottom_data, attrs)                      -> top_data
-    <name>_backward(top_diff, bottom_data, top_data, attrs) -> bottom_diff
+    <name>_forward(bottom_data, attrs)                                   -> top_data
+    <name>_backward(top_diff, bottom_data, top_data, attrs, *, controls) -> bottom_diff
 
-where ``bottom_data``/``top_data`` are lists indexed like Caffe's ``bottom``/``top`` vectors (ONNX
-input/output order) and ``top_diff``/``bottom_diff`` likewise. See ``kernels/__init__.py`` for the
-full contract (shapes, the stacked ``K`` axis, ``propagate_down``, ``rule``).
+* ``bottom_data`` / ``top_data``: lists indexed like Caffe's ``bottom`` / ``top`` vectors (the
+  node's ONNX inputs / outputs, in order). Each entry is an array of shape ``(N, ...)``, or None
+  where the runtime did not keep that tensor because the backward does not read it (``Op.bottoms``
+  and ``Op.tops`` say which it reads). Constant inputs (weights, biases, shapes, clip bounds) are
+  always given, as host numpy arrays.
+* ``top_diff``: one entry per output, ``(K, *top_shape)`` or None where no diff reaches that
+  output (read it as zeros). The leading ``K`` axis stacks K diffs that share one forward pass
+  (K classes of one image): masks, switches and activations are computed once for all K.
+* returns ``bottom_diff``: one entry per input, ``(K, *bottom_shape)`` or None for an input that
+  takes no diff. A returned diff may be a view of ``top_diff`` only where the file says so.
+* ``attrs``: what the layer *is* — the node's ONNX attributes by name (ints, floats, lists,
+  strings, numpy arrays) plus three facts of the node: ``opset`` (the model's default-domain
+  opset), ``node_name`` (for messages) and ``n_outputs`` (how many outputs the node names).
+* keyword-only **controls**: what this *walk* asks. A kernel declares, by name, only those it
+  reads; the walker passes only those (``Op.controls``):
+
+      rule            "backprop" | "deconvnet" | "guided" (the ReLU family's three rules)
+      propagate_down  tuple of bool per input: which bottoms take a diff (Caffe's vector)
+      bottom_shapes   tuple of the inputs' shapes, without K (for bottoms not kept)
+      top_shapes      tuple of the outputs' shapes, without K
+      in_place        True when nothing else holds ``top_diff``: the kernel may write its bottom
+                      diff over it, as Caffe's in-place ReLU does
+
+The same entry finds the kernel on the device: ``caffe_port.kernels.cuda.<module>`` holds
+``<name>_backward`` with the same contract over device arrays (``Op.cuda_backward``), or has none,
+and the backend then runs the CPU kernel on host copies.
+
+Forward functions exist for checking (float64 finite differences, ONNX Runtime parity) and for
+teaching; the real forward pass runs in ONNX Runtime.
 
 An ``Op`` also says which runtime tensors its backward reads, so the runtime keeps those and only
 those: ``bottoms``/``tops`` are input/output positions, or a function of ``propagate_down`` for
@@ -17,11 +43,14 @@ shapes) are always at hand and cost nothing to list.
 """
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 Positions = Union[Sequence[int], Callable[[Sequence[bool]], Sequence[int]], str]
+CONTROLS = ("rule", "propagate_down", "bottom_shapes", "top_shapes", "in_place")
 
 
 @dataclass(frozen=True)
@@ -30,19 +59,33 @@ class Op:
     name: str                     # function prefix: relu -> relu_forward / relu_backward
     bottoms: Positions = ()       # inputs the backward reads ("all" = every input)
     tops: Sequence[int] = ()      # outputs the backward reads
-    relu_family: bool = False     # honours attrs["rule"] (backprop / deconvnet / guided)
+    relu_family: bool = False     # honours the ``rule`` control (backprop / deconvnet / guided)
 
     def functions(self):
-        mod = importlib.import_module(f"caffe_port.kernels.{self.module}")
-        return getattr(mod, f"{self.name}_forward"), getattr(mod, f"{self.name}_backward")
+        return _functions(self.module, self.name)
 
     @property
     def forward(self):
         return self.functions()[0]
 
     @property
-    def backward(self):
+    def backward_kernel(self):
+        """The CPU backward function itself."""
         return self.functions()[1]
+
+    @property
+    def controls(self) -> frozenset:
+        """The walk controls (``CONTROLS``) the backward declares as keyword arguments."""
+        return _controls(self.backward_kernel)
+
+    def backward(self, top_diff, bottom_data, top_data, attrs, **controls):
+        """Run the CPU backward with the controls it declares (the others are not its business)."""
+        return call(self.backward_kernel, top_diff, bottom_data, top_data, attrs, **controls)
+
+    def cuda_backward(self):
+        """The device backward of this op (``caffe_port.kernels.cuda.<module>``), or None where
+        only the CPU has one. Importing it imports numba.cuda."""
+        return _cuda_function(self.module, self.name)
 
     def bottoms_read(self, propagate_down: Sequence[bool]) -> tuple:
         """Input positions whose data the backward reads, given which inputs take a diff."""
@@ -51,6 +94,48 @@ class Op:
         if self.bottoms == "all":
             return tuple(range(len(propagate_down)))
         return tuple(self.bottoms)
+
+
+def call(backward, top_diff, bottom_data, top_data, attrs, **controls):
+    """Call a backward function (CPU or CUDA) with the controls its signature names."""
+    wanted = _controls(backward)
+    return backward(top_diff, bottom_data, top_data, attrs,
+                    **{k: v for k, v in controls.items() if k in wanted})
+
+
+def _functions(module, name):
+    # looked up on every call (a dict lookup in sys.modules): a kernel patched in its file is the one that runs
+    mod = importlib.import_module(f"caffe_port.kernels.{module}")
+    return getattr(mod, f"{name}_forward"), getattr(mod, f"{name}_backward")
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_function(module, name):
+    # cached: a CUDA file that does not exist would be searched for on every layer of every walk
+    try:
+        mod = importlib.import_module(f"caffe_port.kernels.cuda.{module}")
+    except ModuleNotFoundError as e:
+        if e.name != f"caffe_port.kernels.cuda.{module}":
+            raise                        # numba.cuda itself missing is the caller's to report
+        return None
+    return getattr(mod, f"{name}_backward", None)
+
+
+def _controls(backward) -> frozenset:
+    # a faster route is a bound method: its function is what is cached, not the object holding it
+    return _declared(getattr(backward, "__func__", backward))
+
+
+@functools.lru_cache(maxsize=None)
+def _declared(backward) -> frozenset:
+    parameters = inspect.signature(backward).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return frozenset(CONTROLS)       # a wrapper taking **controls passes them on
+    unknown = [p.name for p in parameters if p.kind is p.KEYWORD_ONLY and p.name not in CONTROLS]
+    if unknown:
+        raise TypeError(f"{backward.__module__}.{backward.__name__} declares {unknown}, which are "
+                        f"not walk controls ({', '.join(CONTROLS)})")
+    return frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
 
 
 def other_operands(propagate_down):

@@ -11,11 +11,11 @@ Simonyan et al. (2013, §4) show these are the *only* places where a deconvnet r
 back-propagation differ. Shapes: x is (N, ...), top_diff and bottom_diff are (K, N, ...).
 
 As in Caffe, where ReLU runs in place, the bottom diff is written over the top diff when the
-walker says no one else holds it (``attrs["overwrite_top_diff"]``): no new buffer per layer.
+walker says no one else holds it (the ``in_place`` control): no new buffer per layer.
 """
 import numpy as np
 
-from ._jit import pjit, prange
+from .jit import pjit, prange
 
 RULES = {"backprop": 0, "deconvnet": 1, "guided": 2}
 
@@ -53,25 +53,25 @@ def _apply_rule(top_diff, slope, rule, bottom_diff):
                 out[i] = g[i] * slope[i] if g[i] > 0 else 0.0
 
 
-def _rule(attrs):
-    rule = attrs.get("rule", "backprop")
+def rule_code(rule):
+    """The rule's name → its number in the loops above (ValueError naming the choices)."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
     return RULES[rule]
 
 
-def _output_for(top_diff, attrs):
-    return top_diff if attrs.get("overwrite_top_diff") else np.empty_like(top_diff)
+def _output_for(top_diff, in_place):
+    return top_diff if in_place else np.empty_like(top_diff)
 
 
-def _rule_backward(top_diff, slope, attrs):
-    """Apply attrs["rule"] with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
-    rule = _rule(attrs)
+def _rule_backward(top_diff, slope, rule, in_place):
+    """Apply ``rule`` with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
+    code = rule_code(rule)
     shape = top_diff.shape
     slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
     g = np.ascontiguousarray(top_diff).reshape(shape[0], -1)
-    bottom_diff = _output_for(g, attrs)
-    _apply_rule(g, slope, rule, bottom_diff)
+    bottom_diff = _output_for(g, in_place)
+    _apply_rule(g, slope, code, bottom_diff)
     return bottom_diff.reshape(shape)
 
 
@@ -81,29 +81,29 @@ def relu_forward(bottom_data, attrs):
     return [np.maximum(bottom_data[0], 0)]
 
 
-def relu_backward(top_diff, bottom_data, top_data, attrs):
+def relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     g, y = top_diff[0], top_data[0]
     g2 = np.ascontiguousarray(g).reshape(g.shape[0], -1)
-    bottom_diff = _output_for(g2, attrs)
-    _relu_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), _rule(attrs), bottom_diff)
+    bottom_diff = _output_for(g2, in_place)
+    _relu_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), rule_code(rule), bottom_diff)
     return [bottom_diff.reshape(g.shape)]
 
 
 # --- LeakyRelu: y = x if x > 0 else alpha·x;  f'(x) = 1 or alpha -------------------------------------
 
-def _leaky_alpha(attrs):
+def leaky_alpha(attrs):
     return float(attrs.get("alpha", 0.01))
 
 
 def leaky_relu_forward(bottom_data, attrs):
     x = bottom_data[0]
-    return [np.where(x > 0, x, x * x.dtype.type(_leaky_alpha(attrs)))]
+    return [np.where(x > 0, x, x * x.dtype.type(leaky_alpha(attrs)))]
 
 
-def leaky_relu_backward(top_diff, bottom_data, top_data, attrs):
+def leaky_relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     x = bottom_data[0]
-    slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(_leaky_alpha(attrs)))
-    return [_rule_backward(top_diff[0], slope, attrs)]
+    slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(leaky_alpha(attrs)))
+    return [_rule_backward(top_diff[0], slope, rule, in_place)]
 
 
 # --- PRelu: y = x if x > 0 else slope·x, slope a (per-channel) tensor; f'(x) = 1 or slope -----------
@@ -113,10 +113,10 @@ def prelu_forward(bottom_data, attrs):
     return [np.where(x > 0, x, x * slope)]
 
 
-def prelu_backward(top_diff, bottom_data, top_data, attrs):
+def prelu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     x, slope = bottom_data[0], bottom_data[1].astype(bottom_data[0].dtype)
     local = np.where(x > 0, x.dtype.type(1), slope)
-    return [_rule_backward(top_diff[0], local, attrs)] + [None] * (len(bottom_data) - 1)
+    return [_rule_backward(top_diff[0], local, rule, in_place)] + [None] * (len(bottom_data) - 1)
 
 
 # --- Clip (ReLU6 when min=0, max=6): y = min(max(x, lo), hi);  f'(x) = [lo < x < hi] = [lo < y < hi] --
@@ -136,7 +136,7 @@ def clip_forward(bottom_data, attrs):
     return [np.clip(bottom_data[0], lo, hi)]
 
 
-def clip_backward(top_diff, bottom_data, top_data, attrs):
+def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     lo, hi = clip_bounds(bottom_data, attrs)
     y = top_data[0]
-    return [_rule_backward(top_diff[0], (y > lo) & (y < hi), attrs)] + [None] * (len(bottom_data) - 1)
+    return [_rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place)] + [None] * (len(bottom_data) - 1)

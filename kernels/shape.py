@@ -10,7 +10,7 @@ to the diff, shifted by one for the K axis:
     bottom_diff = top_diff.transpose(0, 1 + inv[0], 1 + inv[1], …),   inv = argsort(perm)
 
 Shapes: x (N, …); top_diff (K, *y.shape); bottom_diff (K, *x.shape). The backward reads only
-attrs["bottom_shapes"]; shape and axes inputs are constants and never take a diff. Every diff is a
+``bottom_shapes``; shape and axes inputs are constants and never take a diff. Every diff is a
 fresh C-contiguous array (never a view of top_diff), so the walker may accumulate into it in place.
 """
 import math
@@ -28,12 +28,12 @@ def _optional(bottom_data, i):
     return bottom_data[i] if len(bottom_data) > i and bottom_data[i] is not None else None
 
 
-def _relabel_backward(top_diff, attrs):
+def _relabel_backward(top_diff, pd, bottom_shapes):
     """top_diff[0] (K, *y.shape) → (K, *x.shape), in memory of its own."""
-    g, pd = top_diff[0], attrs["propagate_down"]
+    g = top_diff[0]
     if not pd[0]:
         return [None] * len(pd)
-    out = g.reshape((g.shape[0],) + tuple(attrs["bottom_shapes"][0]))
+    out = g.reshape((g.shape[0],) + tuple(bottom_shapes[0]))
     if np.may_share_memory(out, g):
         out = out.copy()
     return [out] + [None] * (len(pd) - 1)
@@ -48,8 +48,8 @@ def flatten_forward(bottom_data, attrs):
     return [x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))]
 
 
-def flatten_backward(top_diff, bottom_data, top_data, attrs):
-    return _relabel_backward(top_diff, attrs)
+def flatten_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return _relabel_backward(top_diff, propagate_down, bottom_shapes)
 
 
 # --- Reshape: shape input (opset ≥ 5) or attribute (< 5); 0 copies the input's dim unless
@@ -76,8 +76,8 @@ def reshape_forward(bottom_data, attrs):
     return [x.reshape(reshape_target(bottom_data, attrs, x.shape))]
 
 
-def reshape_backward(top_diff, bottom_data, top_data, attrs):
-    return _relabel_backward(top_diff, attrs)
+def reshape_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return _relabel_backward(top_diff, propagate_down, bottom_shapes)
 
 
 # --- Squeeze / Unsqueeze: axes attribute (opset < 13) or input (≥ 13) -----------------------------
@@ -96,8 +96,8 @@ def squeeze_forward(bottom_data, attrs):
     return [np.squeeze(x) if axes is None else np.squeeze(x, axis=tuple(axes))]
 
 
-def squeeze_backward(top_diff, bottom_data, top_data, attrs):
-    return _relabel_backward(top_diff, attrs)
+def squeeze_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return _relabel_backward(top_diff, propagate_down, bottom_shapes)
 
 
 def unsqueeze_forward(bottom_data, attrs):
@@ -105,25 +105,25 @@ def unsqueeze_forward(bottom_data, attrs):
     return [np.expand_dims(bottom_data[0], tuple(_axes(bottom_data, attrs)))]
 
 
-def unsqueeze_backward(top_diff, bottom_data, top_data, attrs):
-    return _relabel_backward(top_diff, attrs)
+def unsqueeze_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return _relabel_backward(top_diff, propagate_down, bottom_shapes)
 
 
 # --- Transpose: y = x.transpose(perm); perm defaults to reversing the axes ------------------------
 
-def _perm(attrs, ndim):
+def permutation(attrs, ndim):
     perm = attrs.get("perm")
     return list(range(ndim))[::-1] if perm is None else _ints(perm)
 
 
 def transpose_forward(bottom_data, attrs):
     x = bottom_data[0]
-    return [np.transpose(x, _perm(attrs, x.ndim))]
+    return [np.transpose(x, permutation(attrs, x.ndim))]
 
 
-def transpose_backward(top_diff, bottom_data, top_data, attrs):
-    g, pd = top_diff[0], attrs["propagate_down"]
+def transpose_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    g, pd = top_diff[0], propagate_down
     if not pd[0]:
         return [None] * len(pd)
-    inverse = np.argsort(_perm(attrs, g.ndim - 1))
+    inverse = np.argsort(permutation(attrs, g.ndim - 1))
     return [g.transpose((0,) + tuple(1 + int(i) for i in inverse)).copy(order="C")]

@@ -7,7 +7,7 @@ Shapes: x, y (N, ...); top_diff, bottom_diff (K, N, ...).
 """
 import numpy as np
 
-from ._jit import pjit, prange
+from .jit import pjit, prange
 
 
 @pjit

@@ -18,10 +18,10 @@ import numpy as np
 
 from caffe_port.errors import ModelError
 
-from ._jit import pjit, prange
+from .jit import pjit, prange
 
 
-def _blocks(shape, attrs, op_type):
+def softmax_blocks(shape, attrs, op_type):
     """(A, L, B) of the normalised view of an array of ``shape``."""
     rank = len(shape)
     old = int(attrs.get("opset", 13)) < 13
@@ -80,7 +80,7 @@ def _softmax_backward(top_diff, y, log, bottom_diff):
 
 def _forward(bottom_data, attrs, op_type, log):
     x = bottom_data[0]
-    view = _blocks(x.shape, attrs, op_type)
+    view = softmax_blocks(x.shape, attrs, op_type)
     y = np.empty(view, x.dtype)
     _softmax_forward(np.ascontiguousarray(x).reshape(view), log, y)
     return [y.reshape(x.shape)]
@@ -89,7 +89,7 @@ def _forward(bottom_data, attrs, op_type, log):
 def _backward(top_diff, top_data, attrs, op_type, log):
     y = top_data[0]
     g = top_diff[0]
-    view = _blocks(y.shape, attrs, op_type)
+    view = softmax_blocks(y.shape, attrs, op_type)
     g4 = np.ascontiguousarray(g, dtype=y.dtype).reshape((g.shape[0],) + view)
     bottom_diff = np.empty_like(g4)
     _softmax_backward(g4, np.ascontiguousarray(y).reshape(view), log, bottom_diff)

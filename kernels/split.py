@@ -14,7 +14,7 @@ import numpy as np
 from caffe_port.errors import ModelError
 
 
-def _normal_axis(axis, ndim):
+def normal_axis(axis, ndim):
     axis = int(axis)
     return axis + ndim if axis < 0 else axis
 
@@ -54,20 +54,20 @@ def split_sizes(bottom_data, attrs, dim, n_outputs):
 
 
 def split_forward(bottom_data, attrs):
-    """``attrs["top_shapes"]`` gives the number of tops when nothing else does (equal split)."""
+    """``attrs["n_outputs"]`` gives the number of tops when nothing else does (equal split)."""
     x = bottom_data[0]
-    axis = _normal_axis(attrs.get("axis", 0), x.ndim)
-    sizes = split_sizes(bottom_data, attrs, x.shape[axis], len(attrs.get("top_shapes") or ()))
+    axis = normal_axis(attrs.get("axis", 0), x.ndim)
+    sizes = split_sizes(bottom_data, attrs, x.shape[axis], int(attrs.get("n_outputs", 1)))
     return np.split(x, np.cumsum(sizes)[:-1], axis=axis)
 
 
-def split_backward(top_diff, bottom_data, top_data, attrs):
-    pd = attrs["propagate_down"]
+def split_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    pd = propagate_down
     given = [g for g in top_diff if g is not None]
     if not pd[0] or not given:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
-    axis = _normal_axis(attrs.get("axis", 0), len(shape))
+    shape = tuple(bottom_shapes[0])
+    axis = normal_axis(attrs.get("axis", 0), len(shape))
     sizes = split_sizes(bottom_data, attrs, shape[axis], len(top_diff))
     k, dtype = given[0].shape[0], given[0].dtype
     pieces = [np.zeros((k,) + shape[:axis] + (width,) + shape[axis + 1:], dtype) if g is None else g
@@ -97,7 +97,7 @@ def slice_index(bottom_data, attrs, shape):
         axes, steps = attrs.get("axes"), None
     ndim = len(shape)
     axes = list(range(len(starts))) if axes is None else \
-        [_normal_axis(a, ndim) for a in _ints(axes)]
+        [normal_axis(a, ndim) for a in _ints(axes)]
     steps = [1] * len(starts) if steps is None else _ints(steps)
     index = [slice(None)] * ndim
     for start, end, axis, step in zip(starts, ends, axes, steps):
@@ -119,11 +119,11 @@ def slice_forward(bottom_data, attrs):
     return [x[slice_index(bottom_data, attrs, x.shape)].copy()]
 
 
-def slice_backward(top_diff, bottom_data, top_data, attrs):
-    g, pd = top_diff[0], attrs["propagate_down"]
+def slice_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    g, pd = top_diff[0], propagate_down
     if not pd[0]:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
+    shape = tuple(bottom_shapes[0])
     bottom_diff = np.zeros((g.shape[0],) + shape, dtype=g.dtype)
     bottom_diff[(slice(None),) + slice_index(bottom_data, attrs, shape)] = g
     return [bottom_diff] + [None] * (len(pd) - 1)

@@ -13,11 +13,11 @@ no data. GlobalAveragePool: bottom_diff = top_diff / (spatial size), broadcast.
 import numpy as np
 from numba import cuda
 
-from caffe_port.kernels.avgpool import _tables
+from caffe_port.kernels.avgpool import pool_tables
 
 from . import device
 from .device import kernel, launch
-from .maxpool import _lift
+from .maxpool import lift
 
 
 @kernel
@@ -63,30 +63,30 @@ def _average_gather(top_diff, stack, planes, in3, out3, strides, pads, reach, di
             bottom_diff[(k * planes + p) * plane_size + index] = acc
 
 
-def avgpool_backward(top_diff, bottom_data, top_data, attrs):
+def avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes, top_shapes):
     """top_diff [dY (K, N, C, *out)] → [dX (K, N, C, *in)]; shapes from attrs."""
-    bottom_shape, top_shape = tuple(attrs["bottom_shapes"][0]), tuple(attrs["top_shapes"][0])
+    bottom_shape, top_shape = tuple(bottom_shapes[0]), tuple(top_shapes[0])
     g = top_diff[0]
     dtype = g.dtype
-    window, in3, out3, dil3, start, lo, hi, divisor = _tables(attrs, bottom_shape, top_shape, dtype)
+    window, in3, out3, dil3, start, lo, hi, divisor = pool_tables(attrs, bottom_shape, top_shape, dtype)
     nd = len(bottom_shape) - 2
     k, planes = g.shape[0], bottom_shape[0] * bottom_shape[1]
     bottom_diff = device.empty((k,) + bottom_shape, dtype)
-    reach = tuple((kk - 1) * dd for kk, dd in zip(_lift(window.kernel, nd, 1), _lift(window.dilations, nd, 1)))
+    reach = tuple((kk - 1) * dd for kk, dd in zip(lift(window.kernel, nd, 1), lift(window.dilations, nd, 1)))
     count = planes * int(np.prod(in3))
     if count:
         _average_gather[launch(count)](
             device.flat(g), k, planes, tuple(int(v) for v in in3), tuple(int(v) for v in out3),
-            _lift(window.strides, nd, 1), _lift(window.pad_begin, nd, 0), reach,
+            lift(window.strides, nd, 1), lift(window.pad_begin, nd, 0), reach,
             tuple(int(v) for v in dil3), device.upload(start.reshape(-1)), device.upload(lo.reshape(-1)),
             device.upload(hi.reshape(-1)), device.upload(divisor.reshape(-1)), dtype.type(0),
             device.flat(bottom_diff))
     return [bottom_diff]
 
 
-def global_avgpool_backward(top_diff, bottom_data, top_data, attrs):
+def global_avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
     """bottom_diff = top_diff / (number of spatial positions), broadcast over them."""
-    bottom_shape = tuple(attrs["bottom_shapes"][0])
+    bottom_shape = tuple(bottom_shapes[0])
     g = top_diff[0]
     k = g.shape[0]
     size = int(np.prod(bottom_shape[2:]))

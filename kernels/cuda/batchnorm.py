@@ -11,38 +11,38 @@ the device with the constants it came from. Shapes: x (N, C, *S); diffs (K, N, C
 """
 import numpy as np
 
-from caffe_port.kernels.batchnorm import (_broadcastable, _check_constant_statistics, _check_mode,
-                                          _inv_std, _node)
+from caffe_port.kernels.batchnorm import (broadcastable, check_constant_statistics, check_mode,
+                                          inverse_std, node_label)
 
 from . import device
 from .elementwise import CENTRED_MUL, MUL, combine
 
 
 def _param_shape(bottom_data, x_shape, attrs):
-    return _broadcastable(bottom_data[1], x_shape, attrs).shape
+    return broadcastable(bottom_data[1], x_shape, attrs).shape
 
 
-def batchnorm_backward(top_diff, bottom_data, top_data, attrs):
+def batchnorm_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, N, C, *S), ...] → [dX (K, N, C, *S), dscale or None, dB or None, None, None]."""
-    _check_mode(attrs)
-    _check_constant_statistics(bottom_data, attrs)
+    check_mode(attrs)
+    check_constant_statistics(bottom_data, attrs, propagate_down)
     dy = top_diff[0]
     bottom_diff = [None] * len(bottom_data)
     if dy is None:
         return bottom_diff
-    propagate_down = list(attrs["propagate_down"]) + [False] * 5
+    propagate_down = list(propagate_down) + [False] * 5
     dtype = dy.dtype
-    x_shape = tuple(attrs["bottom_shapes"][0]) if bottom_data[0] is None else tuple(bottom_data[0].shape)
+    x_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else tuple(bottom_data[0].shape)
     params = [device.to_host(p) if device.is_device_array(p) else p for p in bottom_data[1:5]]
     host = [None] + params
-    inv_std_shape = _inv_std(host, x_shape, attrs, dtype).shape
-    shapes = [np.shape(bottom_data[i]) if bottom_data[i] is not None else tuple(attrs["bottom_shapes"][i])
+    inv_std_shape = inverse_std(host, x_shape, attrs, dtype).shape
+    shapes = [np.shape(bottom_data[i]) if bottom_data[i] is not None else tuple(bottom_shapes[i])
               for i in (1, 2)]
     epsilon = float(attrs.get("epsilon", 1e-5))
     if propagate_down[0]:
         def make():
-            return np.ascontiguousarray(_broadcastable(host[1], x_shape, attrs).astype(dtype, copy=False)
-                                        * _inv_std(host, x_shape, attrs, dtype))
+            return np.ascontiguousarray(broadcastable(host[1], x_shape, attrs).astype(dtype, copy=False)
+                                        * inverse_std(host, x_shape, attrs, dtype))
         if any(device.is_device_array(p) for p in bottom_data[1:5]):    # computed in the graph
             factor = device.upload(make())
         else:                                                           # constants: kept on the device
@@ -50,11 +50,11 @@ def batchnorm_backward(top_diff, bottom_data, top_data, attrs):
         bottom_diff[0] = combine(dy, MUL, factor, inv_std_shape)
     if propagate_down[1]:
         if bottom_data[0] is None:
-            raise ValueError(f"BatchNormalization node {_node(attrs)!r}: the scale diff needs the input x, "
+            raise ValueError(f"BatchNormalization node {node_label(attrs)!r}: the scale diff needs the input x, "
                              "which the runtime did not keep")
         x = device.operand(bottom_data[0], dtype)
-        mean = device.upload(_broadcastable(host[3], x_shape, attrs).astype(dtype, copy=False))
-        inv_std = device.upload(_inv_std(host, x_shape, attrs, dtype))
+        mean = device.upload(broadcastable(host[3], x_shape, attrs).astype(dtype, copy=False))
+        inv_std = device.upload(inverse_std(host, x_shape, attrs, dtype))
         product = combine(dy, CENTRED_MUL, x, x_shape, mean, inv_std_shape, inv_std, inv_std_shape)
         bottom_diff[1] = _reduce(product, inv_std_shape).reshape((dy.shape[0],) + tuple(shapes[0]))
     if propagate_down[2]:

@@ -4,7 +4,7 @@
 
 copied out as a new contiguous array (device.copy_layout). Shapes as in kernels/concat.py.
 """
-from caffe_port.kernels.concat import _axis
+from caffe_port.kernels.concat import concat_axis
 
 from . import device
 
@@ -16,13 +16,13 @@ def window(g_shape, axis, offset, width):
     return device.layout(shape, strides, offset * strides[axis])
 
 
-def concat_backward(top_diff, bottom_data, top_data, attrs):
+def concat_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    shapes = attrs["bottom_shapes"]
-    axis = _axis(attrs, len(shapes[0])) + 1            # the K axis comes first
+    shapes = bottom_shapes
+    axis = concat_axis(attrs, len(shapes[0])) + 1            # the K axis comes first
     g_shape = tuple(g.shape)
     bottom_diff, offset = [], 0
-    for shape, pd in zip(shapes, attrs["propagate_down"]):
+    for shape, pd in zip(shapes, propagate_down):
         width = shape[axis - 1]
         if pd:
             out_shape = (g_shape[0],) + tuple(shape)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda
 
 from caffe_port.errors import ModelError
-from caffe_port.kernels.conv import _Geometry as Geometry
+from caffe_port.kernels.conv import Geometry
 
 from . import blas, device
 from .device import kernel, launch
@@ -226,15 +226,15 @@ def _weight_diff(dy, x, weight_shape, geo):
     return weight_diff.reshape((k_stack,) + tuple(weight_shape))
 
 
-def conv_backward(top_diff, bottom_data, top_data, attrs):
+def conv_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, N, M, *OS)] → [dX (K, N, C, *S), dW (K, *W.shape) or None, db (K, M) or None]."""
     dy = top_diff[0]
-    propagate_down = list(attrs["propagate_down"]) + [False] * 3
+    propagate_down = list(propagate_down) + [False] * 3
     n_in = len(bottom_data)
     if dy is None:
         return [None] * n_in
     weight = bottom_data[1]
-    x_shape = tuple(attrs["bottom_shapes"][0]) if bottom_data[0] is None else tuple(bottom_data[0].shape)
+    x_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else tuple(bottom_data[0].shape)
     geo = Geometry(x_shape, tuple(weight.shape), attrs)
     dtype = dy.dtype
     k_stack, images, m_out = dy.shape[0], x_shape[0], weight.shape[0]

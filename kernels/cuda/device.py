@@ -72,6 +72,22 @@ def upload(host, dtype=None):
     return cuda.to_device(host)
 
 
+def shares_memory(a, b) -> bool:
+    """Whether two device arrays may overlap: the byte ranges they span intersect (conservative
+    for strided views, which are taken to span their whole allocation)."""
+    if SIMULATED:      # the simulator's device arrays wrap numpy arrays, its only record of memory
+        return bool(np.may_share_memory(a._ary, b._ary))
+    (lo_a, hi_a), (lo_b, hi_b) = _extent(a), _extent(b)
+    return lo_a < hi_b and lo_b < hi_a
+
+
+def _extent(x):
+    if not x.is_c_contiguous():
+        return 0, 1 << 64
+    start = int(x.__cuda_array_interface__["data"][0])
+    return start, start + int(x.nbytes)
+
+
 def to_host(x):
     """A numpy copy of a device array; host arrays pass through."""
     return x.copy_to_host() if is_device_array(x) else np.asarray(x)

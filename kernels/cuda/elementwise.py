@@ -74,8 +74,8 @@ def combine(g, op, a, a_shape, b=None, b_shape=None, c=None, c_shape=None):
     return out
 
 
-def _shape(bottom_data, attrs, i):
-    return tuple(attrs["bottom_shapes"][i]) if bottom_data[i] is None else tuple(np.shape(bottom_data[i]))
+def _shape(bottom_data, bottom_shapes, i):
+    return tuple(bottom_shapes[i]) if bottom_data[i] is None else tuple(np.shape(bottom_data[i]))
 
 
 def _operand(bottom_data, i, dtype):
@@ -87,47 +87,48 @@ def _operand(bottom_data, i, dtype):
 
 # --- Add, Sum: ∂/∂a = g;  Sub: ∂/∂a = g, ∂/∂b = −g ----------------------------------------------------
 
-def add_backward(top_diff, bottom_data, top_data, attrs):
-    return sum_backward(top_diff, bottom_data, top_data, attrs)
+def add_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    return sum_backward(top_diff, bottom_data, top_data, attrs, propagate_down=propagate_down,
+                        bottom_shapes=bottom_shapes)
 
 
-def sum_backward(top_diff, bottom_data, top_data, attrs):
+def sum_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    return [device.reduce_to(g, _shape(bottom_data, attrs, i)) if pd else None
-            for i, pd in enumerate(attrs["propagate_down"])]
+    return [device.reduce_to(g, _shape(bottom_data, bottom_shapes, i)) if pd else None
+            for i, pd in enumerate(propagate_down)]
 
 
-def sub_backward(top_diff, bottom_data, top_data, attrs):
+def sub_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
-    db = device.scaled(device.reduce_to(g, _shape(bottom_data, attrs, 1)), -1) if pd[1] else None
-    return [device.reduce_to(g, _shape(bottom_data, attrs, 0)) if pd[0] else None, db]
+    pd = propagate_down
+    db = device.scaled(device.reduce_to(g, _shape(bottom_data, bottom_shapes, 1)), -1) if pd[1] else None
+    return [device.reduce_to(g, _shape(bottom_data, bottom_shapes, 0)) if pd[0] else None, db]
 
 
 # --- Mul: ∂/∂a = g · b;  Div: ∂/∂a = g / b, ∂/∂b = −(g / b) · (a / b) ----------------------------------
 
-def mul_backward(top_diff, bottom_data, top_data, attrs):
+def mul_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     result = [None, None]
     for i, other in ((0, 1), (1, 0)):
         if pd[i]:
             value, shape = _operand(bottom_data, other, g.dtype)
-            result[i] = device.reduce_to(combine(g, MUL, value, shape), _shape(bottom_data, attrs, i))
+            result[i] = device.reduce_to(combine(g, MUL, value, shape), _shape(bottom_data, bottom_shapes, i))
     return result
 
 
-def div_backward(top_diff, bottom_data, top_data, attrs):
+def div_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     da = db = None
     if pd[0] or pd[1]:
         b, b_shape = _operand(bottom_data, 1, g.dtype)
         if pd[0]:
-            da = device.reduce_to(combine(g, DIV, b, b_shape), _shape(bottom_data, attrs, 0))
+            da = device.reduce_to(combine(g, DIV, b, b_shape), _shape(bottom_data, bottom_shapes, 0))
         if pd[1]:
             a, a_shape = _operand(bottom_data, 0, g.dtype)
-            db = device.reduce_to(combine(g, DIV_B, a, a_shape, b, b_shape), _shape(bottom_data, attrs, 1))
+            db = device.reduce_to(combine(g, DIV_B, a, a_shape, b, b_shape), _shape(bottom_data, bottom_shapes, 1))
     return [da, db]
 
 
@@ -150,12 +151,12 @@ def _claim(x, x_strides, y, shape, count, one, zero, claimed, holds):
             holds[i] = zero
 
 
-def _extreme_backward(top_diff, bottom_data, top_data, attrs):
+def _extreme_backward(top_diff, bottom_data, top_data, propagate_down):
     """Every operand is compared, even those that take no diff: an earlier constant that holds y
     claims the position (Caffe's Eltwise MAX keeps the first of tied bottoms). Constants are
     compared in their own dtype, as numpy compares them."""
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     y = top_data[0]
     top = tuple(y.shape)
     claimed = device.zeros(top, np.uint8)
@@ -178,20 +179,20 @@ def _extreme_backward(top_diff, bottom_data, top_data, attrs):
     return bottom_diff
 
 
-def max_backward(top_diff, bottom_data, top_data, attrs):
-    return _extreme_backward(top_diff, bottom_data, top_data, attrs)
+def max_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    return _extreme_backward(top_diff, bottom_data, top_data, propagate_down)
 
 
-def min_backward(top_diff, bottom_data, top_data, attrs):
-    return _extreme_backward(top_diff, bottom_data, top_data, attrs)
+def min_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
+    return _extreme_backward(top_diff, bottom_data, top_data, propagate_down)
 
 
 # --- Pow: ∂/∂x = g · (p · x^(p−1)),  ∂/∂p = g · y · ln x ----------------------------------------------
 
-def pow_backward(top_diff, bottom_data, top_data, attrs):
+def pow_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down):
     """∂/∂p is taken as 0 where x ≤ 0, as on the CPU."""
     g = top_diff[0]
-    pd = attrs["propagate_down"]
+    pd = propagate_down
     x, x_shape = _operand(bottom_data, 0, g.dtype)
     p, p_shape = _operand(bottom_data, 1, g.dtype)
     dx = dp = None

@@ -20,13 +20,13 @@ def _transposed(x):
     return out
 
 
-def gemm_backward(top_diff, bottom_data, top_data, attrs):
+def gemm_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, M, N)] → [dA (K, *A.shape), dB (K, *B.shape) or None, dC (K, *C.shape) or None]."""
     dy = top_diff[0]
     n_in = len(bottom_data)
     if dy is None:
         return [None] * n_in
-    propagate_down = list(attrs["propagate_down"]) + [False] * 3
+    propagate_down = list(propagate_down) + [False] * 3
     dtype = dy.dtype
     trans_a, trans_b = bool(attrs.get("transA", 0)), bool(attrs.get("transB", 0))
     k, m, n = dy.shape
@@ -50,6 +50,6 @@ def gemm_backward(top_diff, bottom_data, top_data, attrs):
         blas.matmul(a3, dy, d_op_b, trans_a=not trans_a, alpha=alpha)
         bottom_diff[1] = _transposed(d_op_b) if trans_b else d_op_b
     if n_in > 2 and propagate_down[2]:
-        c_shape = tuple(attrs["bottom_shapes"][2]) if bottom_data[2] is None else tuple(bottom_data[2].shape)
+        c_shape = tuple(bottom_shapes[2]) if bottom_data[2] is None else tuple(bottom_data[2].shape)
         bottom_diff[2] = device.scaled(device.reduce_to(dy, c_shape), float(attrs.get("beta", 1.0)))
     return bottom_diff

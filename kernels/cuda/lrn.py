@@ -15,7 +15,7 @@ import math
 
 from numba import cuda
 
-from caffe_port.kernels.lrn import _params
+from caffe_port.kernels.lrn import lrn_params
 
 from . import device
 from .device import kernel, launch
@@ -76,7 +76,7 @@ def lrn_backward(top_diff, bottom_data, top_data, attrs):
     dtype = g.dtype
     x = device.operand(bottom_data[0], dtype)
     y = device.operand(top_data[0], dtype)
-    lo, hi, alpha_over_size, beta, bias = _params(attrs, dtype)
+    lo, hi, alpha_over_size, beta, bias = lrn_params(attrs, dtype)
     shape = tuple(x.shape)
     images, channels = shape[0], shape[1]
     size = x.size // max(1, images * channels)

@@ -13,7 +13,7 @@ batched over K·batch entries, the operand repeating every batch entries.
 """
 import numpy as np
 
-from caffe_port.kernels.matmul import _promoted
+from caffe_port.kernels.matmul import promoted
 
 from . import blas, device
 
@@ -27,16 +27,16 @@ def _full_batch(x, shape, batch):
     return x.reshape((count,) + tuple(shape[-2:]))
 
 
-def matmul_backward(top_diff, bottom_data, top_data, attrs):
+def matmul_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
     """top_diff [dY (K, *Y.shape)] → [dA (K, *A.shape) or None, dB (K, *B.shape) or None]."""
     dy = top_diff[0]
     if dy is None:
         return [None, None]
-    propagate_down = list(attrs["propagate_down"]) + [False, False]
+    propagate_down = list(propagate_down) + [False, False]
     dtype = dy.dtype
-    shapes = [tuple(attrs["bottom_shapes"][i]) if bottom_data[i] is None else tuple(bottom_data[i].shape)
+    shapes = [tuple(bottom_shapes[i]) if bottom_data[i] is None else tuple(bottom_data[i].shape)
               for i in (0, 1)]
-    a_p, b_p = _promoted(shapes[0], True), _promoted(shapes[1], False)
+    a_p, b_p = promoted(shapes[0], True), promoted(shapes[1], False)
     m, p, n = a_p[-2], a_p[-1], b_p[-1]
     k = dy.shape[0]
     batch = tuple(np.broadcast_shapes(a_p[:-2], b_p[:-2]))

@@ -16,7 +16,7 @@ bottom_diff (K, N, C, *in), 1 to 3 spatial axes.
 import numpy as np
 from numba import cuda
 
-from caffe_port.kernels.maxpool import _global_window, pool_window, window_taps
+from caffe_port.kernels.maxpool import global_window, pool_window, window_taps
 
 from . import device
 from .device import kernel, launch
@@ -80,7 +80,7 @@ def _gather_through_switches(top_diff, switches, stack, planes, in3, out3, strid
             bottom_diff[(k * planes + p) * plane_size + index] = acc
 
 
-def _lift(values, nd, fill):
+def lift(values, nd, fill):
     return (fill,) * (3 - nd) + tuple(int(v) for v in values)
 
 
@@ -102,24 +102,24 @@ def _pool_backward(g, bottom, window):
             tuple(int(v) for v in dil3), device.upload(start.reshape(-1)), device.upload(lo.reshape(-1)),
             device.upload(hi.reshape(-1)), switches)
     bottom_diff = device.empty((k,) + shape, dtype)
-    reach = tuple((kk - 1) * d for kk, d in zip(_lift(window.kernel, nd, 1), _lift(window.dilations, nd, 1)))
+    reach = tuple((kk - 1) * d for kk, d in zip(lift(window.kernel, nd, 1), lift(window.dilations, nd, 1)))
     count = planes * int(np.prod(in3))
     if count:
         _gather_through_switches[launch(count)](
             device.flat(g), switches, k, planes, tuple(int(v) for v in in3), tuple(int(v) for v in out3),
-            _lift(window.strides, nd, 1), _lift(window.pad_begin, nd, 0), reach, dtype.type(0),
+            lift(window.strides, nd, 1), lift(window.pad_begin, nd, 0), reach, dtype.type(0),
             device.flat(bottom_diff))
     return bottom_diff
 
 
-def maxpool_backward(top_diff, bottom_data, top_data, attrs):
+def maxpool_backward(top_diff, bottom_data, top_data, attrs, *, top_shapes):
     """top_diff [dY (K, N, C, *out), Indices diff (never given)] → [dX (K, N, C, *in)]."""
     bottom = bottom_data[0]
     g = top_diff[0]
     if g is None:                       # only Indices was consumed downstream: nothing flows back
         k = next((t.shape[0] for t in top_diff if t is not None), 1)
         return [device.zeros((k,) + tuple(bottom.shape), np.float32)]
-    window = pool_window("MaxPool", attrs, tuple(bottom.shape[2:]), tuple(attrs["top_shapes"][0][2:]))
+    window = pool_window("MaxPool", attrs, tuple(bottom.shape[2:]), tuple(top_shapes[0][2:]))
     return [_pool_backward(g, bottom, window)]
 
 
@@ -131,5 +131,5 @@ def global_maxpool_backward(top_diff, bottom_data, top_data, attrs):
     size = int(np.prod(shape[2:]))
     flat_bottom = bottom.reshape(shape[:2] + (size,))
     flat_g = g.reshape((g.shape[0],) + shape[:2] + (1,))
-    bottom_diff = _pool_backward(flat_g, flat_bottom, _global_window(size))
+    bottom_diff = _pool_backward(flat_g, flat_bottom, global_window(size))
     return [bottom_diff.reshape((g.shape[0],) + shape)]

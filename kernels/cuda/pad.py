@@ -13,7 +13,7 @@ padding only crops. Negative pads leave zeros where they cropped.
 import numpy as np
 from numba import cuda
 
-from caffe_port.kernels.pad import _crop_index, pad_spec
+from caffe_port.kernels.pad import crop_index, pad_spec
 
 from . import device
 from .device import kernel, launch
@@ -57,11 +57,11 @@ def _fold_axis(diff, axis, length, before, after, mode):
     return folded
 
 
-def pad_backward(top_diff, bottom_data, top_data, attrs):
-    g, pd = top_diff[0], attrs["propagate_down"]
+def pad_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    g, pd = top_diff[0], propagate_down
     if not pd[0]:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
+    shape = tuple(bottom_shapes[0])
     host = [None] + [device.to_host(b) if b is not None else None for b in bottom_data[1:]]
     begin, end, mode, _ = pad_spec(host, attrs, len(shape))
     cropped = [n + min(b, 0) + min(e, 0) for n, b, e in zip(shape, begin, end)]
@@ -73,7 +73,7 @@ def pad_backward(top_diff, bottom_data, top_data, attrs):
         full = (g.shape[0],) + shape
         bottom_diff = device.zeros(full, g.dtype)
         strides = device.contiguous_strides(full)
-        offset = sum(s.start * st for s, st in zip(_crop_index(shape, begin, end), strides[1:]))
+        offset = sum(s.start * st for s, st in zip(crop_index(shape, begin, end), strides[1:]))
         device.copy_layout(diff, device.layout(tuple(diff.shape)), bottom_diff,
                            device.layout(tuple(diff.shape), strides, offset))
     else:

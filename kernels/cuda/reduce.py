@@ -5,16 +5,16 @@ bottom_diff (K, *x.shape).
 """
 import numpy as np
 
-from caffe_port.kernels.reduce import _reduced_axes
+from caffe_port.kernels.reduce import reduced_axes
 
 from . import device
 
 
-def _backward(top_diff, bottom_data, attrs, op_type, mean):
-    bottom_shape = tuple(attrs["bottom_shapes"][0])
+def _backward(top_diff, bottom_data, attrs, op_type, mean, bottom_shapes):
+    bottom_shape = tuple(bottom_shapes[0])
     g = top_diff[0]
     k = g.shape[0]
-    axes = _reduced_axes([None] + [device.to_host(b) if b is not None else None for b in bottom_data[1:]],
+    axes = reduced_axes([None] + [device.to_host(b) if b is not None else None for b in bottom_data[1:]],
                          attrs, len(bottom_shape), op_type)
     rest = [None] * (len(bottom_data) - 1)
     if axes is None:
@@ -24,9 +24,9 @@ def _backward(top_diff, bottom_data, attrs, op_type, mean):
     return [device.broadcast_to(g.reshape(kept_shape), kept_shape, (k,) + bottom_shape, divisor=count)] + rest
 
 
-def reduce_mean_backward(top_diff, bottom_data, top_data, attrs):
-    return _backward(top_diff, bottom_data, attrs, "ReduceMean", True)
+def reduce_mean_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+    return _backward(top_diff, bottom_data, attrs, "ReduceMean", True, bottom_shapes)
 
 
-def reduce_sum_backward(top_diff, bottom_data, top_data, attrs):
-    return _backward(top_diff, bottom_data, attrs, "ReduceSum", False)
+def reduce_sum_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+    return _backward(top_diff, bottom_data, attrs, "ReduceSum", False, bottom_shapes)

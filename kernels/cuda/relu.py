@@ -14,7 +14,7 @@ and bottom_diff (K, N, ...), device arrays.
 import numpy as np
 from numba import cuda
 
-from caffe_port.kernels.relu import RULES, clip_bounds, _leaky_alpha
+from caffe_port.kernels.relu import clip_bounds, leaky_alpha, rule_code
 
 from . import device
 from .device import kernel, launch
@@ -46,44 +46,43 @@ def _rule_backward(top_diff, value, kind, alpha, slopes, lo, hi, rule, stack, on
                 bottom_diff[k * size + i] = g * slope if g > 0 else zero
 
 
-def _backward(top_diff, value, kind, attrs, alpha=0.0, slopes=None, lo=-np.inf, hi=np.inf):
-    rule = attrs.get("rule", "backprop")
-    if rule not in RULES:
-        raise ValueError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
+def _backward(top_diff, value, kind, rule, in_place, alpha=0.0, slopes=None, lo=-np.inf, hi=np.inf):
+    code = rule_code(rule)
     dtype = top_diff.dtype
     value = device.operand(value, dtype)
-    bottom_diff = device.empty(top_diff.shape, dtype)
+    # in place as Caffe's ReLU: each thread reads its element of the top diff before writing it
+    bottom_diff = top_diff if in_place else device.empty(top_diff.shape, dtype)
     if slopes is None:
         slopes = value          # unread placeholder: every launch takes the same argument types
     if value.size:
         _rule_backward[launch(value.size)](device.flat(top_diff), device.flat(value), kind,
                                            dtype.type(alpha), device.flat(slopes), float(lo), float(hi),
-                                           RULES[rule], top_diff.shape[0], dtype.type(1), dtype.type(0),
+                                           code, top_diff.shape[0], dtype.type(1), dtype.type(0),
                                            device.flat(bottom_diff))
     return bottom_diff
 
 
-def relu_backward(top_diff, bottom_data, top_data, attrs):
+def relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     """f'(x) = [y > 0]: the kept top serves as the mask."""
-    return [_backward(top_diff[0], top_data[0], RELU, attrs)]
+    return [_backward(top_diff[0], top_data[0], RELU, rule, in_place)]
 
 
-def leaky_relu_backward(top_diff, bottom_data, top_data, attrs):
+def leaky_relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     """f'(x) = 1 where x > 0, else alpha."""
-    return [_backward(top_diff[0], bottom_data[0], LEAKY, attrs, alpha=_leaky_alpha(attrs))]
+    return [_backward(top_diff[0], bottom_data[0], LEAKY, rule, in_place, alpha=leaky_alpha(attrs))]
 
 
-def prelu_backward(top_diff, bottom_data, top_data, attrs):
+def prelu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     """f'(x) = 1 where x > 0, else the slope broadcast to x's shape (unidirectionally)."""
     g, x, slope = top_diff[0], bottom_data[0], bottom_data[1]
     slope = device.operand(slope, g.dtype)
     full = device.broadcast_to(slope, tuple(slope.shape), tuple(x.shape))
-    return [_backward(g, x, PRELU, attrs, slopes=full)] + [None] * (len(bottom_data) - 1)
+    return [_backward(g, x, PRELU, rule, in_place, slopes=full)] + [None] * (len(bottom_data) - 1)
 
 
-def clip_backward(top_diff, bottom_data, top_data, attrs):
+def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     """f'(x) = [lo < y < hi]; bounds from the attributes (opset < 11) or constant inputs."""
     # bounds computed in the graph arrive on the device: two scalars, read on the host
     bounds = [None if b is None else device.to_host(b) for b in bottom_data[1:]]
     lo, hi = clip_bounds([None] + bounds, attrs)
-    return [_backward(top_diff[0], top_data[0], CLIP, attrs, lo=lo, hi=hi)] + [None] * (len(bottom_data) - 1)
+    return [_backward(top_diff[0], top_data[0], CLIP, rule, in_place, lo=lo, hi=hi)] + [None] * (len(bottom_data) - 1)

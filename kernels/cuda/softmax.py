@@ -12,7 +12,7 @@ import math
 
 from numba import cuda
 
-from caffe_port.kernels.softmax import _blocks
+from caffe_port.kernels.softmax import softmax_blocks
 
 from . import device
 from .device import kernel, launch
@@ -47,7 +47,7 @@ def _backward(top_diff, top_data, attrs, op_type, log):
     g = top_diff[0]
     dtype = g.dtype
     y = device.operand(top_data[0], dtype)
-    outer, length, inner = _blocks(tuple(y.shape), attrs, op_type)
+    outer, length, inner = softmax_blocks(tuple(y.shape), attrs, op_type)
     k = g.shape[0]
     bottom_diff = device.empty(g.shape, dtype)
     if k * outer * inner:

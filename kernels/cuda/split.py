@@ -7,7 +7,7 @@ The sizes and the slice index are resolved by the CPU kernel's functions (kernel
 copies are device.copy_layout, a Slice's negative steps becoming negative strides.
 """
 
-from caffe_port.kernels.split import _normal_axis, slice_index, split_sizes
+from caffe_port.kernels.split import normal_axis, slice_index, split_sizes
 
 from . import device
 from .concat import window
@@ -18,13 +18,13 @@ def _host(bottom_data):
     return [b if i == 0 or b is None else device.to_host(b) for i, b in enumerate(bottom_data)]
 
 
-def split_backward(top_diff, bottom_data, top_data, attrs):
-    pd = attrs["propagate_down"]
+def split_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    pd = propagate_down
     given = [g for g in top_diff if g is not None]
     if not pd[0] or not given:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
-    axis = _normal_axis(attrs.get("axis", 0), len(shape))
+    shape = tuple(bottom_shapes[0])
+    axis = normal_axis(attrs.get("axis", 0), len(shape))
     sizes = split_sizes(_host(bottom_data), attrs, shape[axis], len(top_diff))
     k, dtype = given[0].shape[0], given[0].dtype
     full = (k,) + shape
@@ -38,11 +38,11 @@ def split_backward(top_diff, bottom_data, top_data, attrs):
     return [bottom_diff] + [None] * (len(pd) - 1)
 
 
-def slice_backward(top_diff, bottom_data, top_data, attrs):
-    g, pd = top_diff[0], attrs["propagate_down"]
+def slice_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    g, pd = top_diff[0], propagate_down
     if not pd[0]:
         return [None] * len(pd)
-    shape = tuple(attrs["bottom_shapes"][0])
+    shape = tuple(bottom_shapes[0])
     full = (g.shape[0],) + shape
     index = slice_index(_host(bottom_data), attrs, shape)
     strides = device.contiguous_strides(full)

@@ -1,4 +1,5 @@
-"""The GPU path (caffe_port/gpu.py): whole nets through the CUDA walker equal the CPU backward.
+"""The CUDA backend (caffe_port/cuda_backend.py): whole nets through the one walk with device
+arrays equal the CPU backend.
 
 No GPU is needed: ``test_cuda_tests_under_the_simulator`` runs this file and tests/kernels/cuda in
 a subprocess under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1 must be set before numba is
@@ -34,6 +35,16 @@ if SIMULATED:
     sys.setswitchinterval(1e-5)      # see tests/kernels/cuda/conftest.py
 
 
+@pytest.fixture
+def fresh_cuda_lookup():
+    """The op → CUDA kernel lookup is cached per process: a test that patches a kernel file sees
+    its patch, and the tests after it see the file again."""
+    from caffe_port.kernels import registry
+    registry._cuda_function.cache_clear()
+    yield
+    registry._cuda_function.cache_clear()
+
+
 def test_cuda_tests_under_the_simulator():
     """Every CUDA kernel test and this file's net tests, in a process with the simulator on."""
     if SIMULATED:
@@ -54,7 +65,7 @@ def test_cuda_backward_without_a_gpu_is_refused():
         Net(branchy_net(), device="cpu", backward_device="cuda")
     with pytest.raises(DeviceError, match="unknown backward_device"):
         Net(branchy_net(), device="cpu", backward_device="gpu")
-    assert Net(branchy_net(), device="cpu")._gpu is None         # the default follows the runtime
+    assert Net(branchy_net(), device="cpu").backend.name == "cpu"   # the default follows the runtime
 
 
 # --- nets ---------------------------------------------------------------------------------------------
@@ -141,7 +152,7 @@ def pair(model, **kw):
 def test_branchy_net_equals_cpu(rule):
     x = np.random.default_rng(2).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net(), keep="all")
-    assert gpu._gpu is not None and cpu._gpu is None
+    assert gpu.backend.name == "cuda" and cpu.backend.name == "cpu"
     for net in (cpu, gpu):
         net.forward(data=x)
     np.testing.assert_array_equal(gpu.blobs["prob"].data, cpu.blobs["prob"].data)
@@ -152,7 +163,7 @@ def test_branchy_net_equals_cpu(rule):
     close(results[1]["data"], results[0]["data"])
     for blob in ("lrn1", "pool1", "relu1", "conv1", "cat"):   # keep="all": every diff comes back
         close(gpu.blobs[blob].diff, cpu.blobs[blob].diff)
-    assert not gpu._gpu.host_fallbacks
+    assert not gpu.backend.host_fallbacks
 
 
 @on_simulator
@@ -179,7 +190,7 @@ def test_kept_tensors_stay_on_the_device():
     cpu.forward(data=x)
     gpu.forward(data=x)
     assert set(gpu._data) == {"data", "prob"}
-    assert {"relu1", "lrn1", "prob"} <= set(gpu._gpu.device_data)
+    assert {"relu1", "lrn1", "prob"} <= set(gpu.backend.kept)
     np.testing.assert_array_equal(gpu.blobs["lrn1"].data, cpu.blobs["lrn1"].data)
     assert gpu.blobs["conv_b"].shape == cpu.blobs["conv_b"].shape
 
@@ -219,9 +230,9 @@ def test_partial_forward_and_debug_info():
 
 
 @on_simulator
-def test_op_without_cuda_kernel_runs_on_the_cpu(monkeypatch):
-    from caffe_port.kernels.cuda import registry
-    monkeypatch.delitem(registry.REGISTRY, "LRN")
+def test_op_without_cuda_kernel_runs_on_the_cpu(monkeypatch, fresh_cuda_lookup):
+    from caffe_port.kernels.cuda import lrn
+    monkeypatch.delattr(lrn, "lrn_backward")
     x = np.random.default_rng(8).standard_normal((2, 3, 7, 6)).astype(np.float32)
     cpu, gpu = pair(branchy_net())
     results = []
@@ -230,4 +241,30 @@ def test_op_without_cuda_kernel_runs_on_the_cpu(monkeypatch):
         results.append(net.backward(fc=np.ones((2, 5), np.float32)))
     assert np.abs(results[0]["data"]).max() > 0
     close(results[1]["data"], results[0]["data"])
-    assert gpu._gpu.host_fallbacks == {"LRN": 1}
+    assert gpu.backend.host_fallbacks == {"LRN": 1}
+
+
+@on_simulator
+@pytest.mark.parametrize("rule", RULES)
+def test_relu_runs_in_place_on_the_device(rule, monkeypatch, fresh_cuda_lookup):
+    """The walk offers in_place to the device ReLU where it holds the top diff alone (as on the
+    CPU), the kernel writes over it, and the result still equals the CPU backend's."""
+    from caffe_port.kernels.cuda import relu
+    seen = []
+    original = relu.relu_backward
+
+    def spy(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+        seen.append(in_place)
+        result = original(top_diff, bottom_data, top_data, attrs, rule=rule, in_place=in_place)
+        assert (result[0] is top_diff[0]) == in_place
+        return result
+
+    monkeypatch.setattr(relu, "relu_backward", spy)
+    x = np.random.default_rng(9).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    cpu, gpu = pair(branchy_net())
+    results = []
+    for net in (cpu, gpu):
+        net.forward(data=x)
+        results.append(net.backward(fc=np.ones((2, 5), np.float32), rule=rule))
+    assert True in seen
+    close(results[1]["data"], results[0]["data"])

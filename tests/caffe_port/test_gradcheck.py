@@ -107,11 +107,12 @@ def test_monkeypatched_registry_kernel_is_caught(small_caffenet, monkeypatch):
     """A max-pool backward that is 1 % off: the registry's entry is what gradcheck calls."""
     right = maxpool_kernel.maxpool_backward
 
-    def one_percent_off(top_diff, bottom_data, top_data, attrs):
-        return [d * 1.01 if d is not None else None for d in right(top_diff, bottom_data, top_data, attrs)]
+    def one_percent_off(top_diff, bottom_data, top_data, attrs, **controls):
+        return [d * 1.01 if d is not None else None
+                for d in right(top_diff, bottom_data, top_data, attrs, **controls)]
 
     monkeypatch.setattr(maxpool_kernel, "maxpool_backward", one_percent_off)
-    assert REGISTRY["MaxPool"].backward is one_percent_off
+    assert REGISTRY["MaxPool"].backward_kernel is one_percent_off
     report = gradcheck(small_caffenet, points=8)
     assert [c.layer for c in report.failures] == ["pool1", "pool2", "pool5"]
 
@@ -119,8 +120,8 @@ def test_monkeypatched_registry_kernel_is_caught(small_caffenet, monkeypatch):
 def test_one_layer_overridden_by_name(small_caffenet):
     right = REGISTRY["Conv"].backward
 
-    def transposed_wrongly(top_diff, bottom_data, top_data, attrs):
-        diff = right(top_diff, bottom_data, top_data, attrs)
+    def transposed_wrongly(top_diff, bottom_data, top_data, attrs, **controls):
+        diff = right(top_diff, bottom_data, top_data, attrs, **controls)
         diff[0] = diff[0][..., ::-1].copy()                   # mirrored columns
         return diff
 
@@ -145,8 +146,8 @@ def test_a_backward_that_raises_or_misshapes_is_a_failure_not_a_crash(small_caff
 def test_wrong_guided_rule_fails(small_caffenet):
     right = REGISTRY["Relu"].backward
 
-    def backprop_instead(top_diff, bottom_data, top_data, attrs):
-        return right(top_diff, bottom_data, top_data, dict(attrs, rule="backprop"))
+    def backprop_instead(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+        return right(top_diff, bottom_data, top_data, attrs, rule="backprop", in_place=in_place)
 
     report = gradcheck(small_caffenet, rule="guided", layer="relu5", backward_overrides={"Relu": backprop_instead})
     assert [c.layer for c in report.layers] == ["relu5"] and not report.ok

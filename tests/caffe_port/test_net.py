@@ -165,7 +165,7 @@ def test_relu_in_place_never_writes_a_diff_someone_else_holds():
     net.forward(data=x)
     data = {"data": x, "r1": np.maximum(x, 0), "r2": np.maximum(-x, 0)}
     relus = [n for n in net.graph.nodes if n.op_type == "Relu"]
-    grad = walk(net.graph, relus, data, {"r1": g, "r2": g}, net._shapes, keep={"d1", "d2"})
+    grad = walk(net.graph, relus, net.backend, data, {"r1": g, "r2": g}, net._shapes, keep={"d1", "d2"})
     np.testing.assert_array_equal(grad["d1"], g * (x > 0))
     np.testing.assert_array_equal(grad["d2"], g * (x < 0))
     np.testing.assert_array_equal(g, g_before)
@@ -181,7 +181,7 @@ def test_in_place_walk_equals_the_allocating_one(x):
     g = RNG.standard_normal((3,) + tuple(net.blobs["fc8"].shape)).astype(np.float32)
     data = {name: net.blobs[name].data for name in net.graph.kept_tensors() if name in net.blobs}
     data["data"] = x
-    runs = [walk(net.graph, net.graph.nodes, data, {"fc8": g.copy()}, net._shapes, keep={"data"},
+    runs = [walk(net.graph, net.graph.nodes, net.backend, data, {"fc8": g.copy()}, net._shapes, keep={"data"},
                  in_place=flag)["data"] for flag in (True, False)]
     np.testing.assert_array_equal(runs[0], runs[1])
 
@@ -318,7 +318,7 @@ def test_first_compilation_is_announced_once(tmp_path):
     import subprocess
     import sys
     script = ("import numpy as np\n"
-              "from caffe_port.kernels._jit import announce_compilation\n"
+              "from caffe_port.kernels.jit import announce_compilation\n"
               "from caffe_port.kernels.relu import relu_backward\n"
               "announce_compilation()\n"
               "x = np.ones((2, 3), np.float32)\n"

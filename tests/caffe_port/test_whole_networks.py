@@ -23,8 +23,8 @@ import pytest
 from caffe_port import Net
 from caffe_port.models import builders
 from caffe_port.models.builders import logits_blob
-from helpers.onnx_models import one_node_model, run_onnxruntime
 from caffe_port.torch_reference import TorchNet, reference_forward, reference_input_grad
+from helpers.onnx_models import one_node_model, run_onnxruntime
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 7, 6)  # N != C != H != W
@@ -39,7 +40,7 @@ def pool_ones(attrs, length, opset=19):
     """ONNX Runtime's and this kernel's 1-D AveragePool of ones: top = (taps in input) / divisor."""
     x = np.ones((1, 1, length), np.float32)
     ort = run_onnxruntime(one_node_model("AveragePool", [("x", x)], attrs, opset=opset), {"x": x})[0]
-    ours = REGISTRY["AveragePool"].forward([x], full_attrs(attrs, [x], [], opset=opset))[0]
+    ours = REGISTRY["AveragePool"].forward([x], layer(attrs, [x], [], opset=opset).attrs)[0]
     return ort[0, 0], ours[0, 0]
 
 
@@ -106,7 +107,7 @@ def test_forward_matches_onnxruntime(attrs, shape, opset):
     """Tolerance: float32 sums of ≤ 25 terms, rtol 1e-6 / atol 1e-6."""
     x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
     expected = run_onnxruntime(one_node_model("AveragePool", [("x", x)], attrs, opset=opset), {"x": x})[0]
-    got = REGISTRY["AveragePool"].forward([x], full_attrs(attrs, [x], [], opset=opset))[0]
+    got = REGISTRY["AveragePool"].forward([x], layer(attrs, [x], [], opset=opset).attrs)[0]
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
@@ -129,7 +130,7 @@ def test_forward_matches_onnxruntime_random_nodes():
         spatial = tuple(int(rng.integers(5, 10)) for _ in range(nd))   # ≥ the widest extent, 5
         x = rng.standard_normal((2, 3) + spatial).astype(np.float32)
         expected = run_onnxruntime(one_node_model("AveragePool", [("x", x)], attrs, opset=19), {"x": x})[0]
-        got = REGISTRY["AveragePool"].forward([x], full_attrs(attrs, [x], [], opset=19))[0]
+        got = REGISTRY["AveragePool"].forward([x], layer(attrs, [x], [], opset=19).attrs)[0]
         assert got.shape == expected.shape, attrs
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6, err_msg=str(attrs))
 
@@ -146,10 +147,10 @@ def test_backward_reads_no_data():
     assert REGISTRY["AveragePool"].bottoms_read([True]) == () and not REGISTRY["AveragePool"].tops
     x = np.random.default_rng(5).standard_normal(SHAPE)
     attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1}
-    top = REGISTRY["AveragePool"].forward([x], full_attrs(attrs, [x], []))
-    a = full_attrs(attrs, [x], top)
+    top = REGISTRY["AveragePool"].forward([x], layer(attrs, [x], []).attrs)
+    a = layer(attrs, [x], top)
     g = np.ones((1,) + top[0].shape)
-    got = REGISTRY["AveragePool"].backward([g], [None], [None], a)[0]
+    got = backward(REGISTRY["AveragePool"], [g], [None], [None], a)[0]
     # each output spreads 1/9 over its in-input taps; the corner input sits in exactly one window
     assert got.shape == (1,) + SHAPE
     np.testing.assert_allclose(got[0, 0, 0, 0, 0], 1 / 9, rtol=1e-15)
@@ -161,13 +162,13 @@ def test_backward_reads_no_data():
 def test_stacked_diffs_equal_separate_ones(op_type, attrs):
     rng = np.random.default_rng(6)
     x = rng.standard_normal(SHAPE).astype(np.float32)
-    top = REGISTRY[op_type].forward([x], full_attrs(attrs, [x], []))
-    a = full_attrs(attrs, [x], top)
+    top = REGISTRY[op_type].forward([x], layer(attrs, [x], []).attrs)
+    a = layer(attrs, [x], top)
     g = rng.standard_normal((3,) + top[0].shape).astype(np.float32)
-    stacked = REGISTRY[op_type].backward([g], [None], [None], a)[0]
+    stacked = backward(REGISTRY[op_type], [g], [None], [None], a)[0]
     assert stacked.dtype == np.float32
     for k in range(3):
-        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY[op_type].backward([g[k:k + 1]], [None], [None], a)[0])
+        np.testing.assert_array_equal(stacked[k:k + 1], backward(REGISTRY[op_type], [g[k:k + 1]], [None], [None], a)[0])
 
 
 def test_float32_matches_float64():
@@ -175,10 +176,10 @@ def test_float32_matches_float64():
     x = rng.standard_normal((2, 3, 9, 8))
     attrs = {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "ceil_mode": 1,
              "count_include_pad": 0}
-    top = REGISTRY["AveragePool"].forward([x], full_attrs(attrs, [x], []))
-    a = full_attrs(attrs, [x], top)
+    top = REGISTRY["AveragePool"].forward([x], layer(attrs, [x], []).attrs)
+    a = layer(attrs, [x], top)
     g = rng.standard_normal((2,) + top[0].shape)
-    d64 = REGISTRY["AveragePool"].backward([g], [None], [None], a)[0]
-    d32 = REGISTRY["AveragePool"].backward([g.astype(np.float32)], [None], [None], a)[0]
+    d64 = backward(REGISTRY["AveragePool"], [g], [None], [None], a)[0]
+    d32 = backward(REGISTRY["AveragePool"], [g.astype(np.float32)], [None], [None], a)[0]
     assert d32.dtype == np.float32
     np.testing.assert_allclose(d32, d64, rtol=1e-6, atol=1e-6)

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 OP = REGISTRY["BatchNormalization"]
@@ -62,8 +63,8 @@ def test_scale_diff_finite_differences(name, x_shape, param_shape, attrs):
     opset, attrs = split(attrs)
     bottoms = make(x_shape, param_shape, seed=1)
 
-    def with_x(top_diff, bottom_data, top_data, a):
-        return OP.backward(top_diff, [bottoms[0]] + list(bottom_data[1:]), top_data, a)
+    def with_x(top_diff, bottom_data, top_data, a, **controls):
+        return OP.backward(top_diff, [bottoms[0]] + list(bottom_data[1:]), top_data, a, **controls)
 
     result = check_op("BatchNormalization", bottoms, dict(attrs, opset=opset), backward=with_x,
                       propagate_down=[True, True, True, False, False], k=2)
@@ -86,8 +87,8 @@ def test_forward_matches_onnxruntime(name, x_shape, param_shape, attrs, opset):
     model = one_node_model("BatchNormalization", list(zip(names, bottoms)), attrs,
                            constants=names[1:], opset=opset)
     expected = run_onnxruntime(model, {"x": bottoms[0]})[0]
-    got = OP.forward(bottoms, full_attrs(dict(attrs, opset=opset), bottoms, [],
-                                         propagate_down=CONSTANT_STATS))[0]
+    got = OP.forward(bottoms, layer(dict(attrs, opset=opset), bottoms, [],
+                                         propagate_down=CONSTANT_STATS).attrs)[0]
     assert got.dtype == np.float32
     # float32, one multiply-add per element: rtol 1e-5, atol 1e-6.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -97,10 +98,10 @@ def test_stacked_diffs_equal_separate_ones():
     bottoms = [b.astype(np.float32) for b in make((2, 3, 5, 4), (3,), seed=3)]
     y = OP.forward(bottoms, {})
     g = np.random.default_rng(4).standard_normal((3,) + y[0].shape).astype(np.float32)
-    a = full_attrs({}, bottoms, y, propagate_down=CONSTANT_STATS)
-    stacked = OP.backward([g], [None] + bottoms[1:], y, a)[0]
+    a = layer({}, bottoms, y, propagate_down=CONSTANT_STATS)
+    stacked = backward(OP, [g], [None] + bottoms[1:], y, a)[0]
     for k in range(3):
-        single = OP.backward([g[k:k + 1]], [None] + bottoms[1:], y, a)[0]
+        single = backward(OP, [g[k:k + 1]], [None] + bottoms[1:], y, a)[0]
         np.testing.assert_array_equal(stacked[k:k + 1], single)
 
 
@@ -113,9 +114,9 @@ def test_float32_backward_matches_float64(name, x_shape, param_shape, attrs):
     y = OP.forward(b64, attrs)
     g64 = np.random.default_rng(6).standard_normal((2,) + y[0].shape)
     pd = [True, True, True, False, False]
-    d64 = OP.backward([g64], b64, y, full_attrs(attrs, b64, y, propagate_down=pd, opset=opset))
-    d32 = OP.backward([g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
-                      full_attrs(attrs, b32, y, propagate_down=pd, opset=opset))
+    d64 = backward(OP, [g64], b64, y, layer(attrs, b64, y, propagate_down=pd, opset=opset))
+    d32 = backward(OP, [g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
+                      layer(attrs, b32, y, propagate_down=pd, opset=opset))
     for a32, a64 in zip(d32[:3], d64[:3]):
         assert a32.dtype == np.float32
         # float32 rounding of a product (dX) or of sums of at most 40 products: 1e-6 of the
@@ -129,9 +130,9 @@ def test_extra_outputs_of_opset6_test_mode_take_no_diff():
     y = OP.forward(bottoms, {"is_test": 1, "opset": 6})[0]
     g = np.ones((1,) + y.shape)
     tops = [y, None, None, None, None]
-    a = full_attrs({"is_test": 1}, bottoms, [y] + [np.zeros(3)] * 4, propagate_down=CONSTANT_STATS,
+    a = layer({"is_test": 1}, bottoms, [y] + [np.zeros(3)] * 4, propagate_down=CONSTANT_STATS,
                    opset=6)
-    diff = OP.backward([g, np.ones((1, 3)), None, None, None], [None] + bottoms[1:], tops, a)
+    diff = backward(OP, [g, np.ones((1, 3)), None, None, None], [None] + bottoms[1:], tops, a)
     np.testing.assert_allclose(diff[0][0], np.broadcast_to(
         (bottoms[1] / np.sqrt(bottoms[4] + 1e-5))[:, None, None], y.shape), rtol=1e-15)
     assert diff[1:] == [None] * 4
@@ -146,19 +147,19 @@ def test_training_mode_is_refused(attrs, n_tops, match):
     bottoms = make((2, 3, 5, 4), (3,))
     attrs = dict(attrs, node_name="bn_conv1")
     y = [bottoms[0]] + [np.zeros(3)] * (n_tops - 1)
-    a = full_attrs(attrs, bottoms, y, propagate_down=CONSTANT_STATS, opset=attrs["opset"])
+    a = layer(attrs, bottoms, y, propagate_down=CONSTANT_STATS, opset=attrs["opset"])
     with pytest.raises(ModelError, match=f"'bn_conv1'.*{match}"):
-        OP.backward([np.ones((1,) + bottoms[0].shape)] + [None] * (n_tops - 1), bottoms, y, a)
+        backward(OP, [np.ones((1,) + bottoms[0].shape)] + [None] * (n_tops - 1), bottoms, y, a)
 
 
 def test_computed_statistics_are_refused():
     bottoms = make((2, 3, 5, 4), (3,))
     y = OP.forward(bottoms, {})
     g = [np.ones((1,) + y[0].shape)]
-    a = full_attrs({"node_name": "bn2"}, bottoms, y,
+    a = layer({"node_name": "bn2"}, bottoms, y,
                    propagate_down=[True, False, False, True, False])
     with pytest.raises(ModelError, match="'bn2'.*constants"):
-        OP.backward(g, bottoms, y, a)
-    a = full_attrs({}, bottoms, y, propagate_down=CONSTANT_STATS)
+        backward(OP, g, bottoms, y, a)
+    a = layer({}, bottoms, y, propagate_down=CONSTANT_STATS)
     with pytest.raises(ModelError, match="'BatchNormalization'.*constants"):
-        OP.backward(g, bottoms[:3] + [None, bottoms[4]], y, a)
+        backward(OP, g, bottoms[:3] + [None, bottoms[4]], y, a)

@@ -3,8 +3,9 @@ stacked K diffs, and a backward that needs only the bottoms' shapes."""
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -20,9 +21,9 @@ CASES = [
 
 def runtime_call(bottoms, top_diff, attrs, propagate_down=None):
     """The backward as the runtime calls it: Concat keeps no bottom data, only shapes."""
-    tops = REGISTRY["Concat"].forward(bottoms, full_attrs(attrs, bottoms, []))
-    a = full_attrs(attrs, bottoms, tops, propagate_down)
-    return REGISTRY["Concat"].backward(top_diff, [None] * len(bottoms), [None], a)
+    tops = REGISTRY["Concat"].forward(bottoms, layer(attrs, bottoms, []).attrs)
+    a = layer(attrs, bottoms, tops, propagate_down)
+    return backward(REGISTRY["Concat"], top_diff, [None] * len(bottoms), [None], a)
 
 
 @pytest.mark.parametrize("axis,shapes", CASES, ids=[str(c[0]) for c in CASES])
@@ -45,7 +46,7 @@ def test_forward_matches_onnxruntime(axis, shapes, opset):
     names = [f"x{i}" for i in range(len(bottoms))]
     model = one_node_model("Concat", list(zip(names, bottoms)), {"axis": axis}, opset=opset)
     expected = run_onnxruntime(model, dict(zip(names, bottoms)))[0]
-    attrs = full_attrs({"axis": axis}, bottoms, [], opset=opset)
+    attrs = layer({"axis": axis}, bottoms, [], opset=opset).attrs
     got = REGISTRY["Concat"].forward(bottoms, attrs)[0]
     np.testing.assert_array_equal(got, expected)  # a copy: exact
 

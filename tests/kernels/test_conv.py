@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY, conv
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 OP = REGISTRY["Conv"]
@@ -67,11 +68,11 @@ def test_weight_and_bias_diffs_finite_differences(name, x_shape, w_shape, attrs,
 
 def test_constant_weights_get_no_diff():
     x, w, b = make((2, 3, 6, 5), (4, 3, 3, 3))
-    y = OP.forward([x, w, b], full_attrs({}, [x, w, b], []))
+    y = OP.forward([x, w, b], layer({}, [x, w, b], []).attrs)
     g = np.ones((1,) + y[0].shape)
     # The runtime keeps only W: x arrives as None, its shape in bottom_shapes.
-    a = full_attrs({}, [x, w, b], y, propagate_down=[True, False, False])
-    diff = OP.backward([g], [None, w, b], [None], a)
+    a = layer({}, [x, w, b], y, propagate_down=[True, False, False])
+    diff = backward(OP, [g], [None, w, b], [None], a)
     assert diff[0].shape == (1,) + x.shape and diff[1] is None and diff[2] is None
 
 
@@ -89,7 +90,7 @@ def test_forward_matches_onnxruntime(name, x_shape, w_shape, attrs, bias, opset)
     model = one_node_model("Conv", list(zip(names, bottoms)), attrs, constants=names[1:],
                            opset=opset)
     expected = run_onnxruntime(model, {"x": bottoms[0]})[0]
-    got = OP.forward(bottoms, full_attrs(attrs, bottoms, []))[0]
+    got = OP.forward(bottoms, layer(attrs, bottoms, []).attrs)[0]
     assert got.dtype == np.float32 and got.shape == expected.shape
     # float32, sums of at most 27 products of N(0,1) numbers: rtol 1e-5, atol 1e-5.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
@@ -98,12 +99,12 @@ def test_forward_matches_onnxruntime(name, x_shape, w_shape, attrs, bias, opset)
 @pytest.mark.parametrize("name,x_shape,w_shape,attrs,bias", CASES, ids=IDS)
 def test_stacked_diffs_equal_separate_ones(name, x_shape, w_shape, attrs, bias):
     bottoms = [b.astype(np.float32) for b in make(x_shape, w_shape, bias, seed=3)]
-    y = OP.forward(bottoms, full_attrs(attrs, bottoms, []))
+    y = OP.forward(bottoms, layer(attrs, bottoms, []).attrs)
     g = np.random.default_rng(4).standard_normal((3,) + y[0].shape).astype(np.float32)
-    a = full_attrs(attrs, bottoms, y, propagate_down=[True] * len(bottoms))
-    stacked = OP.backward([g], bottoms, y, a)
+    a = layer(attrs, bottoms, y, propagate_down=[True] * len(bottoms))
+    stacked = backward(OP, [g], bottoms, y, a)
     for k in range(3):
-        single = OP.backward([g[k:k + 1]], bottoms, y, a)
+        single = backward(OP, [g[k:k + 1]], bottoms, y, a)
         # dX is the same arithmetic per image: bit-identical.
         np.testing.assert_array_equal(stacked[0][k:k + 1], single[0])
         for s, d in zip(stacked[1:], single[1:]):
@@ -116,12 +117,12 @@ def test_stacked_diffs_equal_separate_ones(name, x_shape, w_shape, attrs, bias):
 def test_float32_backward_matches_float64(name, x_shape, w_shape, attrs, bias):
     b64 = make(x_shape, w_shape, bias, seed=5)
     b32 = [b.astype(np.float32) for b in b64]
-    y = OP.forward(b64, full_attrs(attrs, b64, []))
+    y = OP.forward(b64, layer(attrs, b64, []).attrs)
     g64 = np.random.default_rng(6).standard_normal((2,) + y[0].shape)
     pd = [True] * len(b64)
-    d64 = OP.backward([g64], b64, y, full_attrs(attrs, b64, y, propagate_down=pd))
-    d32 = OP.backward([g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
-                      full_attrs(attrs, b32, y, propagate_down=pd))
+    d64 = backward(OP, [g64], b64, y, layer(attrs, b64, y, propagate_down=pd))
+    d32 = backward(OP, [g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
+                      layer(attrs, b32, y, propagate_down=pd))
     for a32, a64 in zip(d32, d64):
         assert a32.dtype == np.float32
         # float32 rounding of sums of at most ~100 O(1) products: 2e-6 of the largest entry
@@ -134,16 +135,16 @@ def test_chunked_backward_matches_whole(monkeypatch, budget_rows):
     """Column-buffer chunks (several images, or a few output rows of one image) change nothing."""
     x, w, b = make((3, 4, 9, 8), (6, 2, 3, 3), seed=7)
     attrs = {"group": 2, "strides": [2, 1], "pads": [1, 1, 2, 1]}
-    y = OP.forward([x, w, b], full_attrs(attrs, [x, w, b], []))
+    y = OP.forward([x, w, b], layer(attrs, [x, w, b], []).attrs)
     g = np.random.default_rng(8).standard_normal((2,) + y[0].shape)
-    a = full_attrs(attrs, [x, w, b], y, propagate_down=[True, True, True])
-    whole = OP.backward([g], [x, w, b], y, a)
+    a = layer(attrs, [x, w, b], y, propagate_down=[True, True, True])
+    whole = backward(OP, [g], [x, w, b], y, a)
     OW, rows = y[0].shape[3], y[0].shape[2]
     row_bytes = 4 * 9 * OW * 8          # C·kvol·OW float64 values
     budget = 2 * rows * row_bytes if budget_rows == "images" else budget_rows * row_bytes
     monkeypatch.setattr(conv, "COLUMN_BUDGET", budget)
     assert len(list(conv._chunks(6, rows, row_bytes))) > 1
-    chunked = OP.backward([g], [x, w, b], y, a)
+    chunked = backward(OP, [g], [x, w, b], y, a)
     for c, w_ in zip(chunked, whole):
         np.testing.assert_allclose(c, w_, rtol=1e-12, atol=1e-12)
     result = check_op("Conv", [x, w, b], attrs, propagate_down=[True, True, False], k=2,
@@ -156,9 +157,9 @@ def test_same_pads_follow_the_onnx_spec():
     # in 8, stride 2, kernel 4: out 4, total pad (4−1)·2 + 4 − 8 = 2 → 1/1;
     # kernel 3: total (4−1)·2 + 3 − 8 = 1 → 0/1 (SAME_UPPER) or 1/0 (SAME_LOWER).
     a = {"auto_pad": "SAME_UPPER", "strides": [2, 2]}
-    assert conv._Geometry((1, 1, 8, 8), (1, 1, 4, 3), a).begin == [0, 1, 0]
+    assert conv.Geometry((1, 1, 8, 8), (1, 1, 4, 3), a).begin == [0, 1, 0]
     a = {"auto_pad": "SAME_LOWER", "strides": [2, 2]}
-    assert conv._Geometry((1, 1, 8, 8), (1, 1, 4, 3), a).begin == [0, 1, 1]
+    assert conv.Geometry((1, 1, 8, 8), (1, 1, 4, 3), a).begin == [0, 1, 1]
 
 
 def test_bad_attributes_name_the_node():
@@ -167,55 +168,3 @@ def test_bad_attributes_name_the_node():
         OP.forward([x, w], {"group": 2, "node_name": "conv7"})
     with pytest.raises(ModelError, match="'conv7'"):
         OP.forward([x, w], {"auto_pad": "SAME", "node_name": "conv7"})
-
-
-FAST_CASES = [  # (N, C, H, W), (M, C/G, kh, kw), attrs
-    ((2, 6, 11, 9), (4, 6, 3, 3), {"pads": [1, 1, 1, 1]}),
-    ((2, 6, 11, 9), (4, 3, 3, 3), {"pads": [1, 0, 2, 1], "group": 2}),
-    ((1, 3, 23, 21), (5, 3, 11, 11), {"strides": [4, 4]}),
-    ((2, 5, 12, 10), (5, 1, 3, 3), {"pads": [1, 1, 1, 1], "group": 5}),
-    ((2, 5, 12, 10), (10, 1, 5, 5), {"strides": [2, 2], "auto_pad": "SAME_UPPER", "group": 5}),
-    ((2, 4, 13, 12), (3, 4, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
-    ((2, 4, 13, 12), (3, 4, 1, 1), {"strides": [2, 3]}),
-    ((2, 4, 14, 11), (6, 4, 3, 2), {"strides": [2, 1], "pads": [0, 1, 1, 0]}),
-]
-
-
-@pytest.mark.parametrize("chunk", ["whole batch", "one image per call"])
-@pytest.mark.parametrize("form", ["flipped where possible", "transpose"])
-@pytest.mark.parametrize("x_shape,w_shape,attrs", FAST_CASES)
-def test_fast_path_equals_the_plain_kernel(x_shape, w_shape, attrs, form, chunk, monkeypatch):
-    """The ONNX Runtime fast path (float32 input diffs, as ConvTranspose or as the flipped Conv,
-    the K·N images in one call or one at a time) against matmul + col2im: to float32 rounding,
-    |fast − plain| ≤ 1e-5 · max|plain|."""
-    import caffe_port.kernels.conv as conv
-    from caffe_port.kernels import _ort
-    monkeypatch.setattr(conv, "FLIPPED_MIN_PIXELS", 0 if form != "transpose" else 10 ** 9)
-    monkeypatch.setattr(_ort, "CHUNK_BYTES", 1 if chunk == "one image per call" else 1 << 30)
-    rng = np.random.default_rng(7)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    w = rng.standard_normal(w_shape).astype(np.float32)
-    a = full_attrs(attrs, [x, w], [None], propagate_down=[True, False])
-    top = conv.conv_forward([x, w], a)[0]
-    a = full_attrs(attrs, [x, w], [top], propagate_down=[True, False])
-    dy = rng.standard_normal((3,) + top.shape).astype(np.float32)
-    fast = conv.conv_backward([dy], [None, w], [None], a)[0]
-    monkeypatch.setattr(conv, "FAST_PATH", False)
-    plain = conv.conv_backward([dy], [None, w], [None], a)[0]
-    np.testing.assert_allclose(fast, plain, rtol=0, atol=1e-5 * np.abs(plain).max())
-
-
-def test_fast_path_forgets_a_weight_written_in_place():
-    from caffe_port.kernels import _ort
-    import caffe_port.kernels.conv as conv
-    rng = np.random.default_rng(8)
-    x = rng.standard_normal((1, 3, 9, 9)).astype(np.float32)
-    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
-    a = full_attrs({"pads": [1, 1, 1, 1]}, [x, w], [np.zeros((1, 4, 9, 9), np.float32)],
-                   propagate_down=[True, False])
-    dy = rng.standard_normal((1, 1, 4, 9, 9)).astype(np.float32)
-    before = conv.conv_backward([dy], [None, w], [None], a)[0]
-    w *= 2
-    _ort.forget(w)
-    after = conv.conv_backward([dy], [None, w], [None], a)[0]
-    np.testing.assert_allclose(after, 2 * before, rtol=1e-5, atol=1e-6)

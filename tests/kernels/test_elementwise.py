@@ -3,8 +3,9 @@ ONNX Runtime forward parity, Max/Min tie rules, stacked K diffs, and the data th
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -37,12 +38,12 @@ def runtime_call(op_type, bottoms, top_diff, attrs=None, propagate_down=None, op
     """Call the backward as the runtime does: only the bottoms and tops the registry keeps."""
     op = REGISTRY[op_type]
     attrs = attrs or {}
-    tops = op.forward(bottoms, full_attrs(attrs, bottoms, [], propagate_down, opset=opset))
-    a = full_attrs(attrs, bottoms, tops, propagate_down, opset=opset)
-    keep = op.bottoms_read(a["propagate_down"])
+    tops = op.forward(bottoms, layer(attrs, bottoms, [], propagate_down, opset=opset).attrs)
+    a = layer(attrs, bottoms, tops, propagate_down, opset=opset)
+    keep = op.bottoms_read(a.controls["propagate_down"])
     given = [b if i in keep else None for i, b in enumerate(bottoms)]
     kept_tops = [t if j in op.tops else None for j, t in enumerate(tops)]
-    return op.backward(top_diff, given, kept_tops, a)
+    return backward(op, top_diff, given, kept_tops, a)
 
 
 @pytest.mark.parametrize("op_type", BINARY)
@@ -92,7 +93,7 @@ def test_forward_matches_onnxruntime(op_type, name, shape_a, shape_b):
     a, b = (t.astype(np.float32) for t in operands(op_type, shape_a, shape_b, rng))
     model = one_node_model(op_type, [("a", a), ("b", b)], opset=13)
     expected = run_onnxruntime(model, {"a": a, "b": b})[0]
-    got = REGISTRY[op_type].forward([a, b], full_attrs({}, [a, b], [], opset=13))[0]
+    got = REGISTRY[op_type].forward([a, b], layer({}, [a, b], [], opset=13).attrs)[0]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
@@ -107,7 +108,7 @@ def test_forward_matches_onnxruntime_opsets(op_type, opset):
     names = [f"x{i}" for i in range(len(bottoms))]
     model = one_node_model(op_type, list(zip(names, bottoms)), opset=opset)
     expected = run_onnxruntime(model, dict(zip(names, bottoms)))[0]
-    got = REGISTRY[op_type].forward(bottoms, full_attrs({}, bottoms, [], opset=opset))[0]
+    got = REGISTRY[op_type].forward(bottoms, layer({}, bottoms, [], opset=opset).attrs)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -118,7 +119,7 @@ def test_pow_integer_exponent_matches_onnxruntime():
     p = np.array([2, 3, 1], dtype=np.int64).reshape(C, 1, 1)
     model = one_node_model("Pow", [("x", x), ("p", p)], opset=12, constants=["p"])
     expected = run_onnxruntime(model, {"x": x})[0]
-    got = REGISTRY["Pow"].forward([x, p], full_attrs({}, [x, p], [], opset=12))[0]
+    got = REGISTRY["Pow"].forward([x, p], layer({}, [x, p], [], opset=12).attrs)[0]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
     g = rng.standard_normal((2, N, C, H, W)).astype(np.float32)

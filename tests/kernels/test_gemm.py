@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 OP = REGISTRY["Gemm"]
@@ -42,11 +43,11 @@ def test_finite_differences(trans, c_shape, scales):
 def test_constant_weight_gets_no_diff():
     a, b, c = make(0, 1, (N,))
     attrs = {"transB": 1}
-    y = OP.forward([a, b, c], full_attrs(attrs, [a, b, c], []))
+    y = OP.forward([a, b, c], layer(attrs, [a, b, c], []).attrs)
     pd = [True, False, False]
     # The runtime keeps only B (the other operand of A): A arrives as None.
-    diff = OP.backward([np.ones((2,) + y[0].shape)], [None, b, c], y,
-                       full_attrs(attrs, [a, b, c], y, propagate_down=pd))
+    diff = backward(OP, [np.ones((2,) + y[0].shape)], [None, b, c], y,
+                       layer(attrs, [a, b, c], y, propagate_down=pd))
     assert diff[0].shape == (2, M, P) and diff[1] is None and diff[2] is None
 
 
@@ -63,7 +64,7 @@ def test_forward_matches_onnxruntime(trans, c_shape, opset):
     model = one_node_model("Gemm", list(zip(names, bottoms)), attrs, constants=names[1:],
                            opset=opset)
     expected = run_onnxruntime(model, {"a": bottoms[0]})[0]
-    got = OP.forward(bottoms, full_attrs(attrs, bottoms, []))[0]
+    got = OP.forward(bottoms, layer(attrs, bottoms, []).attrs)[0]
     assert got.dtype == np.float32
     # float32, sums of 5 products of N(0,1) numbers: rtol 1e-5, atol 1e-6.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -73,12 +74,12 @@ def test_forward_matches_onnxruntime(trans, c_shape, opset):
 def test_stacked_diffs_equal_separate_ones(trans):
     bottoms = [x.astype(np.float32) for x in make(*trans, (1, N), seed=3)]
     attrs = case_attrs(trans, {"alpha": 0.5, "beta": -2.0})
-    y = OP.forward(bottoms, full_attrs(attrs, bottoms, []))
+    y = OP.forward(bottoms, layer(attrs, bottoms, []).attrs)
     g = np.random.default_rng(4).standard_normal((3,) + y[0].shape).astype(np.float32)
-    a = full_attrs(attrs, bottoms, y, propagate_down=[True, True, True])
-    stacked = OP.backward([g], bottoms, y, a)
+    a = layer(attrs, bottoms, y, propagate_down=[True, True, True])
+    stacked = backward(OP, [g], bottoms, y, a)
     for k in range(3):
-        single = OP.backward([g[k:k + 1]], bottoms, y, a)
+        single = backward(OP, [g[k:k + 1]], bottoms, y, a)
         for s, d in zip(stacked, single):
             # BLAS may block a K·M-row product differently from an M-row one: float32 rounding,
             # 1e-6 of the largest entry (float32 eps 1.2e-7).
@@ -90,12 +91,12 @@ def test_float32_backward_matches_float64(trans):
     b64 = make(*trans, (M, N), seed=5)
     b32 = [x.astype(np.float32) for x in b64]
     attrs = case_attrs(trans, {"alpha": 0.5, "beta": -2.0})
-    y = OP.forward(b64, full_attrs(attrs, b64, []))
+    y = OP.forward(b64, layer(attrs, b64, []).attrs)
     g64 = np.random.default_rng(6).standard_normal((2,) + y[0].shape)
     pd = [True, True, True]
-    d64 = OP.backward([g64], b64, y, full_attrs(attrs, b64, y, propagate_down=pd))
-    d32 = OP.backward([g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
-                      full_attrs(attrs, b32, y, propagate_down=pd))
+    d64 = backward(OP, [g64], b64, y, layer(attrs, b64, y, propagate_down=pd))
+    d32 = backward(OP, [g64.astype(np.float32)], b32, [y[0].astype(np.float32)],
+                      layer(attrs, b32, y, propagate_down=pd))
     for a32, a64 in zip(d32, d64):
         assert a32.dtype == np.float32
         # float32 rounding of sums of a few O(1) products: 1e-6 of the largest entry.

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -26,17 +27,17 @@ IDS = [c[0] for c in CASES]
 
 
 def with_tops(attrs, n_tops):
-    """Dropout's forward learns from attrs["top_shapes"] whether the node has a mask output."""
-    return dict(attrs, top_shapes=(None,) * n_tops)
+    """Dropout's forward learns from attrs["n_outputs"] whether the node has a mask output."""
+    return dict(attrs, n_outputs=n_tops)
 
 
 def runtime_call(op_type, bottoms, top_diff, attrs, n_tops, opset):
     """The backward as the runtime calls it: no data kept, only the constant inputs and shapes."""
     op = REGISTRY[op_type]
-    tops = op.forward(bottoms, with_tops(full_attrs(attrs, bottoms, [], opset=opset), n_tops))
+    tops = op.forward(bottoms, layer(attrs, bottoms, [None] * n_tops, opset=opset).attrs)
     pd = [True] + [False] * (len(bottoms) - 1)
-    a = full_attrs(attrs, bottoms, tops, pd, opset=opset)
-    return op.backward(top_diff, [None] + list(bottoms[1:]), [None] * len(tops), a)
+    a = layer(attrs, bottoms, tops, pd, opset=opset)
+    return backward(op, top_diff, [None] + list(bottoms[1:]), [None] * len(tops), a)
 
 
 @pytest.mark.parametrize("name,op_type,opset,attrs,consts,n_tops", CASES, ids=IDS)
@@ -59,7 +60,7 @@ def test_forward_matches_onnxruntime(name, op_type, opset, attrs, consts, n_tops
     model = one_node_model(op_type, list(zip(names, [x] + consts)), attrs, n_outputs=n_tops,
                            opset=opset, constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})
-    a = with_tops(full_attrs(attrs, [x] + consts, [], opset=opset), n_tops)
+    a = layer(attrs, [x] + consts, [None] * n_tops, opset=opset).attrs
     got = REGISTRY[op_type].forward([x] + consts, a)
     assert len(got) == n_tops
     np.testing.assert_array_equal(got[0], expected[0])  # a copy: exact
@@ -83,8 +84,8 @@ def test_training_mode_is_refused():
     with pytest.raises(ModelError, match="training_mode"):
         REGISTRY["Dropout"].forward(bottoms, {"opset": 13})
     with pytest.raises(ModelError, match="training_mode"):
-        REGISTRY["Dropout"].backward([np.zeros((1, N, C))], [None] + bottoms[1:], [None],
-                                     full_attrs({}, bottoms, [x], [True, False, False]))
+        backward(REGISTRY["Dropout"], [np.zeros((1, N, C))], [None] + bottoms[1:], [None],
+                                     layer({}, bottoms, [x], [True, False, False]))
 
 
 def test_mask_output_takes_no_diff():

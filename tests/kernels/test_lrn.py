@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 7, 3, 5)  # N != C != H != W
@@ -63,7 +64,7 @@ def test_forward_matches_onnxruntime(size, shape, attrs):
     x = (3 * np.random.default_rng(size).standard_normal(shape)).astype(np.float32)
     a = dict(attrs, size=size)
     expected = run_onnxruntime(one_node_model("LRN", [("x", x)], a, opset=13), {"x": x})[0]
-    got = REGISTRY["LRN"].forward([x], full_attrs(a, [x], []))[0]
+    got = REGISTRY["LRN"].forward([x], layer(a, [x], []).attrs)[0]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -82,8 +83,8 @@ def test_window_runs_over_channels_not_batch():
     expected_top = np.zeros_like(x)
     expected_top[:, 2] = value / s ** 0.75
     np.testing.assert_allclose(top[0], expected_top, rtol=1e-14)
-    diff = REGISTRY["LRN"].backward([np.ones((1,) + x.shape)], [x], top,
-                                    full_attrs(dict(ATTRS, size=3), [x], top))[0][0]
+    diff = backward(REGISTRY["LRN"], [np.ones((1,) + x.shape)], [x], top,
+                                    layer(dict(ATTRS, size=3), [x], top))[0][0]
     expected = np.full_like(x, 1.5 ** -0.75)
     expected[:, 1] = expected[:, 3] = s ** -0.75
     expected[:, 2] = s ** -0.75 - 0.15 * value ** 2 * s ** -1.75
@@ -95,12 +96,12 @@ def test_stacked_diffs_equal_separate_ones():
     x = rng.standard_normal(SHAPE).astype(np.float32)
     a0 = dict(ATTRS, size=5)
     top = REGISTRY["LRN"].forward([x], a0)
-    a = full_attrs(a0, [x], top)
+    a = layer(a0, [x], top)
     g = rng.standard_normal((3,) + SHAPE).astype(np.float32)
-    stacked = REGISTRY["LRN"].backward([g], [x], top, a)[0]
+    stacked = backward(REGISTRY["LRN"], [g], [x], top, a)[0]
     assert stacked.dtype == np.float32
     for k in range(3):
-        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY["LRN"].backward([g[k:k + 1]], [x], top, a)[0])
+        np.testing.assert_array_equal(stacked[k:k + 1], backward(REGISTRY["LRN"], [g[k:k + 1]], [x], top, a)[0])
 
 
 def test_float32_matches_float64():
@@ -113,7 +114,7 @@ def test_float32_matches_float64():
     for dtype in (np.float32, np.float64):
         xd = x.astype(dtype)
         top = REGISTRY["LRN"].forward([xd], a0)
-        diffs.append(REGISTRY["LRN"].backward([g.astype(dtype)], [xd], top, full_attrs(a0, [xd], top))[0])
+        diffs.append(backward(REGISTRY["LRN"], [g.astype(dtype)], [xd], top, layer(a0, [xd], top))[0])
     assert diffs[0].dtype == np.float32
     np.testing.assert_allclose(diffs[0], diffs[1], rtol=1e-5, atol=1e-6)
 

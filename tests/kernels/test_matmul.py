@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 OP = REGISTRY["MatMul"]
@@ -41,11 +42,11 @@ def test_finite_differences(name, a_shape, b_shape):
 def test_one_operand_only(name, a_shape, b_shape):
     """Each diff alone, from the other operand alone (what the runtime keeps)."""
     a, b = make(a_shape, b_shape, seed=1)
-    y = OP.forward([a, b], full_attrs({}, [a, b], []))
+    y = OP.forward([a, b], layer({}, [a, b], []).attrs)
     g = np.random.default_rng(2).standard_normal((2,) + y[0].shape)
-    both = OP.backward([g], [a, b], y, full_attrs({}, [a, b], y, propagate_down=[True, True]))
-    only_a = OP.backward([g], [None, b], y, full_attrs({}, [a, b], y, propagate_down=[True, False]))
-    only_b = OP.backward([g], [a, None], y, full_attrs({}, [a, b], y, propagate_down=[False, True]))
+    both = backward(OP, [g], [a, b], y, layer({}, [a, b], y, propagate_down=[True, True]))
+    only_a = backward(OP, [g], [None, b], y, layer({}, [a, b], y, propagate_down=[True, False]))
+    only_b = backward(OP, [g], [a, None], y, layer({}, [a, b], y, propagate_down=[False, True]))
     assert only_a[1] is None and only_b[0] is None
     np.testing.assert_array_equal(only_a[0], both[0])
     np.testing.assert_array_equal(only_b[1], both[1])
@@ -57,7 +58,7 @@ def test_forward_matches_onnxruntime(name, a_shape, b_shape, opset):
     a, b = [x.astype(np.float32) for x in make(a_shape, b_shape, seed=3)]
     model = one_node_model("MatMul", [("a", a), ("b", b)], {}, constants=["b"], opset=opset)
     expected = run_onnxruntime(model, {"a": a})[0]
-    got = OP.forward([a, b], full_attrs({}, [a, b], []))[0]
+    got = OP.forward([a, b], layer({}, [a, b], []).attrs)[0]
     assert got.dtype == np.float32 and got.shape == expected.shape
     # float32, sums of 5 products of N(0,1) numbers: rtol 1e-5, atol 1e-6.
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -66,12 +67,12 @@ def test_forward_matches_onnxruntime(name, a_shape, b_shape, opset):
 @pytest.mark.parametrize("name,a_shape,b_shape", CASES, ids=IDS)
 def test_stacked_diffs_equal_separate_ones(name, a_shape, b_shape):
     a, b = [x.astype(np.float32) for x in make(a_shape, b_shape, seed=4)]
-    y = OP.forward([a, b], full_attrs({}, [a, b], []))
+    y = OP.forward([a, b], layer({}, [a, b], []).attrs)
     g = np.random.default_rng(5).standard_normal((3,) + y[0].shape).astype(np.float32)
-    attrs = full_attrs({}, [a, b], y, propagate_down=[True, True])
-    stacked = OP.backward([g], [a, b], y, attrs)
+    attrs = layer({}, [a, b], y, propagate_down=[True, True])
+    stacked = backward(OP, [g], [a, b], y, attrs)
     for k in range(3):
-        single = OP.backward([g[k:k + 1]], [a, b], y, attrs)
+        single = backward(OP, [g[k:k + 1]], [a, b], y, attrs)
         for s, d in zip(stacked, single):
             # BLAS may block a K-stacked product differently: float32 rounding, 1e-6 of the
             # largest entry (float32 eps 1.2e-7).
@@ -81,11 +82,11 @@ def test_stacked_diffs_equal_separate_ones(name, a_shape, b_shape):
 @pytest.mark.parametrize("name,a_shape,b_shape", CASES, ids=IDS)
 def test_float32_backward_matches_float64(name, a_shape, b_shape):
     a64, b64 = make(a_shape, b_shape, seed=6)
-    y = OP.forward([a64, b64], full_attrs({}, [a64, b64], []))
+    y = OP.forward([a64, b64], layer({}, [a64, b64], []).attrs)
     g64 = np.random.default_rng(7).standard_normal((2,) + y[0].shape)
-    attrs = full_attrs({}, [a64, b64], y, propagate_down=[True, True])
-    d64 = OP.backward([g64], [a64, b64], y, attrs)
-    d32 = OP.backward([g64.astype(np.float32)], [a64.astype(np.float32), b64.astype(np.float32)],
+    attrs = layer({}, [a64, b64], y, propagate_down=[True, True])
+    d64 = backward(OP, [g64], [a64, b64], y, attrs)
+    d32 = backward(OP, [g64.astype(np.float32)], [a64.astype(np.float32), b64.astype(np.float32)],
                       [y[0].astype(np.float32)], attrs)
     for x32, x64 in zip(d32, d64):
         assert x32.dtype == np.float32

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -51,9 +52,9 @@ def pad_bottoms(x, inputs):
 
 def runtime_call(bottoms, top_diff, attrs, opset):
     """The backward as the runtime calls it: no data kept, only the constant inputs and shapes."""
-    tops = REGISTRY["Pad"].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))
-    a = full_attrs(attrs, bottoms, tops, [True] + [False] * (len(bottoms) - 1), opset=opset)
-    return REGISTRY["Pad"].backward(top_diff, [None] + list(bottoms[1:]), [None], a)
+    tops = REGISTRY["Pad"].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)
+    a = layer(attrs, bottoms, tops, [True] + [False] * (len(bottoms) - 1), opset=opset)
+    return backward(REGISTRY["Pad"], top_diff, [None] + list(bottoms[1:]), [None], a)
 
 
 @pytest.mark.parametrize("name,opset,attrs,inputs", CASES, ids=IDS)
@@ -76,7 +77,7 @@ def test_forward_matches_onnxruntime(name, opset, attrs, inputs):
     model = one_node_model("Pad", list(zip(names, bottoms)), attrs, opset=opset,
                            constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})[0]
-    got = REGISTRY["Pad"].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    got = REGISTRY["Pad"].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     assert got.dtype == np.float32 and got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)  # copies and a constant: exact
 
@@ -116,7 +117,7 @@ def test_bad_pads_are_refused():
 def test_stacked_diffs_equal_separate_ones(name, opset, attrs, inputs):
     rng = np.random.default_rng(3)
     bottoms = pad_bottoms(rng.standard_normal((N, C, H, W)).astype(np.float32), inputs)
-    top = REGISTRY["Pad"].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    top = REGISTRY["Pad"].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     g = rng.standard_normal((3,) + top.shape).astype(np.float32)
     stacked = runtime_call(bottoms, [g], attrs, opset)
     assert stacked[0].dtype == np.float32 and stacked[0].shape == (3, N, C, H, W)

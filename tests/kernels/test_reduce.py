@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 5, 4)  # N != C != H != W
@@ -56,7 +57,7 @@ def test_forward_matches_onnxruntime(op_type, old, axes, keepdims, noop):
     expected = run_onnxruntime(one_node_model(op_type, inputs, attrs, opset=opset, constants=["axes"]),
                                {"x": x})[0]
     bottoms = [x] + extra
-    got = REGISTRY[op_type].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    got = REGISTRY[op_type].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     assert got.shape == expected.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
@@ -64,8 +65,8 @@ def test_forward_matches_onnxruntime(op_type, old, axes, keepdims, noop):
 def test_mean_backward_by_hand():
     """Mean over H, W of (1, 2, 2, 3) with keepdims = 0: each input gets dy / 6."""
     g = np.array([[[6.0, -12.0]]])
-    a = {"axes": [2, 3], "keepdims": 0, "opset": 13, "bottom_shapes": ((1, 2, 2, 3),), "top_shapes": ((1, 2),)}
-    got = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
+    a = layer({"axes": [2, 3], "keepdims": 0, "opset": 13}, [np.zeros((1, 2, 2, 3))], [np.zeros((1, 2))])
+    got = backward(REGISTRY["ReduceMean"], [g], [None], [None], a)[0]
     assert got.shape == (1, 1, 2, 2, 3)
     np.testing.assert_array_equal(got[0, 0, 0], np.full((2, 3), 1.0))
     np.testing.assert_array_equal(got[0, 0, 1], np.full((2, 3), -2.0))
@@ -74,8 +75,8 @@ def test_mean_backward_by_hand():
 def test_axes_input_takes_no_diff():
     x = np.ones(SHAPE)
     axes = np.array([1], np.int64)
-    a = full_attrs({"opset": 13}, [x, axes], [np.ones((2, 1, 5, 4))], propagate_down=[True, False])
-    out = REGISTRY["ReduceSum"].backward([np.ones((1, 2, 1, 5, 4))], [None, axes], [None], a)
+    a = layer({"opset": 13}, [x, axes], [np.ones((2, 1, 5, 4))], propagate_down=[True, False])
+    out = backward(REGISTRY["ReduceSum"], [np.ones((1, 2, 1, 5, 4))], [None, axes], [None], a)
     assert len(out) == 2 and out[1] is None and out[0].shape == (1,) + SHAPE
 
 
@@ -84,21 +85,21 @@ def test_stacked_diffs_equal_separate_ones():
     x = rng.standard_normal(SHAPE).astype(np.float32)
     a0 = {"axes": [1, 3], "keepdims": 0, "opset": 13}
     top = REGISTRY["ReduceMean"].forward([x], a0)
-    a = full_attrs(a0, [x], top)
+    a = layer(a0, [x], top)
     g = rng.standard_normal((3,) + top[0].shape).astype(np.float32)
-    stacked = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
+    stacked = backward(REGISTRY["ReduceMean"], [g], [None], [None], a)[0]
     assert stacked.dtype == np.float32
     for k in range(3):
-        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY["ReduceMean"].backward([g[k:k + 1]], [None], [None], a)[0])
+        np.testing.assert_array_equal(stacked[k:k + 1], backward(REGISTRY["ReduceMean"], [g[k:k + 1]], [None], [None], a)[0])
 
 
 def test_float32_matches_float64():
     """Division by the count in float32 against float64: rtol 1e-6."""
     rng = np.random.default_rng(4)
-    a = {"axes": [2, 3], "keepdims": 1, "opset": 13, "bottom_shapes": (SHAPE,), "top_shapes": ((2, 3, 1, 1),)}
+    a = layer({"axes": [2, 3], "keepdims": 1, "opset": 13}, [np.zeros(SHAPE)], [np.zeros((2, 3, 1, 1))])
     g = rng.standard_normal((2, 2, 3, 1, 1))
-    d64 = REGISTRY["ReduceMean"].backward([g], [None], [None], a)[0]
-    d32 = REGISTRY["ReduceMean"].backward([g.astype(np.float32)], [None], [None], a)[0]
+    d64 = backward(REGISTRY["ReduceMean"], [g], [None], [None], a)[0]
+    d32 = backward(REGISTRY["ReduceMean"], [g.astype(np.float32)], [None], [None], a)[0]
     assert d32.dtype == np.float32
     np.testing.assert_allclose(d32, d64, rtol=1e-6)
 

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 5, 4)  # N != C != H != W
@@ -38,7 +39,7 @@ def test_forward_matches_onnxruntime(op_type, attrs, make):
     names = [f"x{i}" for i in range(len(bottoms))]
     model = one_node_model(op_type, list(zip(names, bottoms)), attrs, constants=names[1:])
     expected = run_onnxruntime(model, {"x0": bottoms[0]})[0]
-    got = REGISTRY[op_type].forward(bottoms, full_attrs(attrs, bottoms, []))[0]
+    got = REGISTRY[op_type].forward(bottoms, layer(attrs, bottoms, []).attrs)[0]
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
 
 
@@ -52,8 +53,8 @@ def test_clip_opset6_attributes():
 def test_three_rules_by_hand(rule):
     x = np.array([[-2.0, -1.0, 1.0, 2.0]])
     g = np.array([[[-3.0, 4.0, -5.0, 6.0]]])
-    attrs = full_attrs({}, [x], [np.maximum(x, 0)], rule=rule)
-    got = REGISTRY["Relu"].backward([g], [x], [np.maximum(x, 0)], attrs)[0]
+    attrs = layer({}, [x], [np.maximum(x, 0)], rule=rule)
+    got = backward(REGISTRY["Relu"], [g], [x], [np.maximum(x, 0)], attrs)[0]
     expected = {"backprop": [[[0, 0, -5, 6]]], "deconvnet": [[[0, 4, 0, 6]]],
                 "guided": [[[0, 0, 0, 6]]]}[rule]
     np.testing.assert_array_equal(got, expected)
@@ -62,8 +63,8 @@ def test_three_rules_by_hand(rule):
 def test_leaky_guided_keeps_slope():
     x = np.array([[-2.0, 3.0]])
     g = np.array([[[5.0, -1.0]]])
-    attrs = full_attrs({"alpha": 0.1}, [x], [x], rule="guided")
-    got = REGISTRY["LeakyRelu"].backward([g], [x], [x], attrs)[0]
+    attrs = layer({"alpha": 0.1}, [x], [x], rule="guided")
+    got = backward(REGISTRY["LeakyRelu"], [g], [x], [x], attrs)[0]
     np.testing.assert_allclose(got, [[[0.5, 0.0]]])
 
 
@@ -73,8 +74,8 @@ def test_stacked_diffs_equal_separate_ones():
     y = np.maximum(x, 0)
     g = rng.standard_normal((3,) + SHAPE).astype(np.float32)
     for rule in ("backprop", "deconvnet", "guided"):
-        a = full_attrs({}, [x], [y], rule=rule)
-        stacked = REGISTRY["Relu"].backward([g], [x], [y], a)[0]
+        a = layer({}, [x], [y], rule=rule)
+        stacked = backward(REGISTRY["Relu"], [g], [x], [y], a)[0]
         for k in range(3):
-            single = REGISTRY["Relu"].backward([g[k:k + 1]], [x], [y], a)[0]
+            single = backward(REGISTRY["Relu"], [g[k:k + 1]], [x], [y], a)[0]
             np.testing.assert_array_equal(stacked[k:k + 1], single)

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -49,9 +50,9 @@ IDS = [c[0] for c in CASES]
 def runtime_call(op_type, bottoms, top_diff, attrs, opset):
     """The backward as the runtime calls it: no data kept, only constant inputs and shapes."""
     op = REGISTRY[op_type]
-    tops = op.forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))
-    a = full_attrs(attrs, bottoms, tops, opset=opset)
-    return op.backward(top_diff, [None] + list(bottoms[1:]), [None], a)
+    tops = op.forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)
+    a = layer(attrs, bottoms, tops, opset=opset)
+    return backward(op, top_diff, [None] + list(bottoms[1:]), [None], a)
 
 
 @pytest.mark.parametrize("name,op_type,opset,attrs,consts,shape", CASES, ids=IDS)
@@ -70,7 +71,7 @@ def test_forward_matches_onnxruntime(name, op_type, opset, attrs, consts, shape)
     model = one_node_model(op_type, list(zip(names, [x] + consts)), attrs, opset=opset,
                            constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})[0]
-    a = full_attrs(attrs, [x] + consts, [], opset=opset)
+    a = layer(attrs, [x] + consts, [], opset=opset).attrs
     got = REGISTRY[op_type].forward([x] + consts, a)[0]
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)  # relabelling only: exact
@@ -80,7 +81,7 @@ def test_forward_matches_onnxruntime(name, op_type, opset, attrs, consts, shape)
 def test_stacked_diffs_equal_separate_ones(name, op_type, opset, attrs, consts, shape):
     rng = np.random.default_rng(3)
     bottoms = [rng.standard_normal(shape).astype(np.float32)] + consts
-    top = REGISTRY[op_type].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    top = REGISTRY[op_type].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     g = rng.standard_normal((3,) + top.shape).astype(np.float32)
     stacked = runtime_call(op_type, bottoms, [g], attrs, opset)
     assert stacked[0].dtype == np.float32 and stacked[0].shape == (3,) + shape
@@ -104,7 +105,7 @@ def test_reshape_rejects_impossible_shapes():
     x = np.zeros(X)
     for shape in (ints(7, -1), ints(-1, -1), ints(N, C)):
         with pytest.raises(ModelError, match="Reshape"):
-            REGISTRY["Reshape"].forward([x, shape], full_attrs({}, [x, shape], []))
+            REGISTRY["Reshape"].forward([x, shape], layer({}, [x, shape], []).attrs)
 
 
 def test_reshape_allowzero_keeps_a_zero():

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 5, 4)  # N != C != H != W
@@ -29,7 +30,7 @@ def test_forward_matches_onnxruntime(op_type, opset, axis):
     x = (3 * np.random.default_rng(2).standard_normal(SHAPE)).astype(np.float32)
     attrs = {} if axis is None else {"axis": axis}
     expected = run_onnxruntime(one_node_model(op_type, [("x", x)], attrs, opset=opset), {"x": x})[0]
-    got = REGISTRY[op_type].forward([x], full_attrs(attrs, [x], [], opset=opset))[0]
+    got = REGISTRY[op_type].forward([x], layer(attrs, [x], [], opset=opset).attrs)[0]
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
 
@@ -49,11 +50,11 @@ def test_backward_formula_by_hand():
     x = np.array([[0.5, -1.0, 2.0]])
     g = np.array([[[1.0, 2.0, -1.0]]])
     y = np.exp(x) / np.exp(x).sum()
-    a = full_attrs({"opset": 13}, [x], [y])
-    got = REGISTRY["Softmax"].backward([g], [None], [y], a)[0]
+    a = layer({"opset": 13}, [x], [y])
+    got = backward(REGISTRY["Softmax"], [g], [None], [y], a)[0]
     np.testing.assert_allclose(got, y * (g - np.sum(g * y)), rtol=1e-14)
     log_y = np.log(y)
-    got = REGISTRY["LogSoftmax"].backward([g], [None], [log_y], a)[0]
+    got = backward(REGISTRY["LogSoftmax"], [g], [None], [log_y], a)[0]
     np.testing.assert_allclose(got, g - y * g.sum(), rtol=1e-14)
 
 
@@ -73,12 +74,12 @@ def test_stacked_diffs_equal_separate_ones(op_type):
     x = rng.standard_normal(SHAPE).astype(np.float32)
     a0 = {"opset": 13, "axis": 1}
     top = REGISTRY[op_type].forward([x], a0)
-    a = full_attrs(a0, [x], top)
+    a = layer(a0, [x], top)
     g = rng.standard_normal((3,) + SHAPE).astype(np.float32)
-    stacked = REGISTRY[op_type].backward([g], [None], top, a)[0]
+    stacked = backward(REGISTRY[op_type], [g], [None], top, a)[0]
     assert stacked.dtype == np.float32
     for k in range(3):
-        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY[op_type].backward([g[k:k + 1]], [None], top, a)[0])
+        np.testing.assert_array_equal(stacked[k:k + 1], backward(REGISTRY[op_type], [g[k:k + 1]], [None], top, a)[0])
 
 
 @pytest.mark.parametrize("op_type", ["Softmax", "LogSoftmax"])
@@ -91,7 +92,7 @@ def test_float32_matches_float64(op_type):
     diffs = []
     for dtype in (np.float32, np.float64):
         top = REGISTRY[op_type].forward([x.astype(dtype)], a0)
-        diffs.append(REGISTRY[op_type].backward([g.astype(dtype)], [None], top, full_attrs(a0, [x], top))[0])
+        diffs.append(backward(REGISTRY[op_type], [g.astype(dtype)], [None], top, layer(a0, [x], top))[0])
     assert diffs[0].dtype == np.float32
     np.testing.assert_allclose(diffs[0], diffs[1], rtol=1e-5, atol=1e-6)
 

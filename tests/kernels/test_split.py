@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from caffe_port.errors import ModelError
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 N, C, H, W = 2, 3, 5, 4  # N != C != H != W
@@ -16,18 +17,16 @@ BIG = np.iinfo(np.int64).max
 def runtime_call(op_type, bottoms, top_diff, attrs, n_outputs=1, opset=17):
     """The backward as the runtime calls it: no data kept, only the constant inputs and shapes."""
     op = REGISTRY[op_type]
-    a = full_attrs(attrs, bottoms, [], opset=opset)
-    tops = op.forward(bottoms, dict(a, top_shapes=(None,) * n_outputs))
-    a = full_attrs(attrs, bottoms, tops, opset=opset)
+    tops = op.forward(bottoms, layer(attrs, bottoms, [None] * n_outputs, opset=opset).attrs)
+    a = layer(attrs, bottoms, tops, opset=opset)
     given = [None] + list(bottoms[1:])
-    return op.backward(top_diff, given, [None] * len(tops), a)
+    return backward(op, top_diff, given, [None] * len(tops), a)
 
 
 def forward_with(n_outputs):
-    """Split's forward learns the number of tops from attrs["top_shapes"] (equal split)."""
+    """Split's forward learns the number of tops from attrs["n_outputs"] (equal split)."""
     split_forward = REGISTRY["Split"].forward
-    return lambda bottoms, attrs: split_forward(bottoms,
-                                                dict(attrs, top_shapes=(None,) * n_outputs))
+    return lambda bottoms, attrs: split_forward(bottoms, dict(attrs, n_outputs=n_outputs))
 
 
 # --- Split ----------------------------------------------------------------------------------------
@@ -65,7 +64,7 @@ def test_split_forward_matches_onnxruntime(name, opset, attrs, split, n):
     model = one_node_model("Split", list(zip(names, bottoms)), attrs, n_outputs=n, opset=opset,
                            constants=["split"])
     expected = run_onnxruntime(model, {"x": x})
-    got = forward_with(n)(bottoms, full_attrs(attrs, bottoms, [], opset=opset))
+    got = forward_with(n)(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)
     assert len(got) == len(expected)
     for g, e in zip(got, expected):
         np.testing.assert_array_equal(g, e)  # copies: exact
@@ -82,16 +81,16 @@ def test_split_top_without_diff_gives_zeros():
 def test_split_sizes_must_fit():
     x = np.zeros((1, 6))
     with pytest.raises(ModelError, match="Split"):
-        REGISTRY["Split"].forward([x], full_attrs({"axis": 1, "split": [1, 2]}, [x], [], opset=11))
+        REGISTRY["Split"].forward([x], layer({"axis": 1, "split": [1, 2]}, [x], [], opset=11).attrs)
     with pytest.raises(ModelError, match="Split"):
-        forward_with(4)([x], full_attrs({"axis": 1}, [x], [], opset=13))
+        forward_with(4)([x], layer({"axis": 1}, [x], [], opset=13).attrs)
 
 
 @pytest.mark.parametrize("name,opset,attrs,split,n", SPLITS, ids=[s[0] for s in SPLITS])
 def test_split_stacked_diffs_equal_separate_ones(name, opset, attrs, split, n):
     rng = np.random.default_rng(3)
     bottoms = split_bottoms(rng.standard_normal((N, C, H, W)).astype(np.float32), split)
-    tops = forward_with(n)(bottoms, full_attrs(attrs, bottoms, [], opset=opset))
+    tops = forward_with(n)(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)
     g = [rng.standard_normal((3,) + t.shape).astype(np.float32) for t in tops]
     stacked = runtime_call("Split", bottoms, g, attrs, n_outputs=n, opset=opset)[0]
     assert stacked.dtype == np.float32 and stacked.shape == (3, N, C, H, W)
@@ -149,7 +148,7 @@ def test_slice_forward_matches_onnxruntime(name, opset, attrs, inputs):
     model = one_node_model("Slice", list(zip(names, bottoms)), attrs, opset=opset,
                            constants=names[1:])
     expected = run_onnxruntime(model, {"x": x})[0]
-    got = REGISTRY["Slice"].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    got = REGISTRY["Slice"].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)  # a copy: exact
 
@@ -175,7 +174,7 @@ def test_slice_rejects_zero_step():
 def test_slice_stacked_diffs_equal_separate_ones(name, opset, attrs, inputs):
     rng = np.random.default_rng(6)
     bottoms = slice_bottoms(rng.standard_normal((N, C, H, W)).astype(np.float32), inputs)
-    top = REGISTRY["Slice"].forward(bottoms, full_attrs(attrs, bottoms, [], opset=opset))[0]
+    top = REGISTRY["Slice"].forward(bottoms, layer(attrs, bottoms, [], opset=opset).attrs)[0]
     g = rng.standard_normal((3,) + top.shape).astype(np.float32)
     stacked = runtime_call("Slice", bottoms, [g], attrs, opset=opset)
     assert stacked[0].dtype == np.float32 and stacked[0].shape == (3, N, C, H, W)

@@ -1,8 +1,9 @@
 """Tanh: finite differences, ONNX Runtime parity, backward from the kept top."""
 import numpy as np
 
-from caffe_port.gradcheck import check_op, full_attrs
+from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 5, 4)  # N != C != H != W
@@ -27,7 +28,7 @@ def test_backward_reads_only_the_top():
     """dx = dy·(1 − y²), by hand; the bottom is not passed."""
     y = np.array([[0.5, -0.25, 0.9]])
     g = np.array([[[2.0, 4.0, 10.0]]])
-    got = REGISTRY["Tanh"].backward([g], [None], [y], full_attrs({}, [y], [y]))[0]
+    got = backward(REGISTRY["Tanh"], [g], [None], [y], layer({}, [y], [y]))[0]
     np.testing.assert_allclose(got, [[[1.5, 3.75, 1.9]]], rtol=1e-14)
 
 
@@ -35,7 +36,7 @@ def test_saturated_inputs_stay_finite():
     x = np.array([[-200.0, -30.0, 0.0, 30.0, 200.0]], np.float32)
     y = REGISTRY["Tanh"].forward([x], {})[0]
     assert np.isfinite(y).all() and y[0, 0] == -1.0 and y[0, -1] == 1.0 and y[0, 2] == 0.0
-    d = REGISTRY["Tanh"].backward([np.ones((1,) + x.shape, np.float32)], [None], [y], {})[0]
+    d = backward(REGISTRY["Tanh"], [np.ones((1,) + x.shape, np.float32)], [None], [y], {})[0]
     assert np.isfinite(d).all() and d[0, 0, 0] == 0.0 and d[0, 0, -1] == 0.0 and d[0, 0, 2] == 1.0
 
 
@@ -44,10 +45,10 @@ def test_stacked_diffs_equal_separate_ones():
     x = rng.standard_normal(SHAPE).astype(np.float32)
     top = REGISTRY["Tanh"].forward([x], {})
     g = rng.standard_normal((3,) + SHAPE).astype(np.float32)
-    stacked = REGISTRY["Tanh"].backward([g], [None], top, {})[0]
+    stacked = backward(REGISTRY["Tanh"], [g], [None], top, {})[0]
     assert stacked.dtype == np.float32
     for k in range(3):
-        np.testing.assert_array_equal(stacked[k:k + 1], REGISTRY["Tanh"].backward([g[k:k + 1]], [None], top, {})[0])
+        np.testing.assert_array_equal(stacked[k:k + 1], backward(REGISTRY["Tanh"], [g[k:k + 1]], [None], top, {})[0])
 
 
 def test_float32_matches_float64():
@@ -56,6 +57,6 @@ def test_float32_matches_float64():
     rng = np.random.default_rng(4)
     x = (3 * rng.standard_normal(SHAPE)).astype(np.float32)
     g = rng.standard_normal((2,) + SHAPE).astype(np.float32)
-    diffs = [REGISTRY["Tanh"].backward([g.astype(t)], [None], REGISTRY["Tanh"].forward([x.astype(t)], {}), {})[0]
+    diffs = [backward(REGISTRY["Tanh"], [g.astype(t)], [None], REGISTRY["Tanh"].forward([x.astype(t)], {}), {})[0]
              for t in (np.float32, np.float64)]
     np.testing.assert_allclose(diffs[0], diffs[1], rtol=1e-6, atol=1e-6)

@@ -29,8 +29,8 @@ from caffe_port.errors import ModelError
 from caffe_port.models import zoo
 from caffe_port.onnx_import import load_model
 from caffe_port.onnx_util import ir_for_opset
-from helpers.onnx_models import run_onnxruntime
 from caffe_port.torch_reference import TorchNet, reference_input_grad
+from helpers.onnx_models import run_onnxruntime
 
 torch = pytest.importorskip("torch")
 

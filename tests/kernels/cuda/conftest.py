@@ -25,21 +25,24 @@ def _as_device(value):
     return device.upload(value)
 
 
-def run_both(op_type, top_diff, bottom_data, top_data, attrs, device_bottoms=None):
-    """(CPU bottom diffs, CUDA bottom diffs copied back) of one backward.
+def run_both(op_type, top_diff, bottom_data, top_data, a, device_bottoms=None):
+    """(CPU bottom diffs, CUDA bottom diffs copied back) of one backward; ``a`` is a
+    helpers.kernel_calls.Layer (attrs and the walk's controls).
 
-    The CUDA kernel gets what the GPU walker gives it: diffs and the runtime tensors (the
+    The CUDA kernel gets what the CUDA backend gives it: diffs and the runtime tensors (the
     positions in ``device_bottoms``, default: input 0 and every top) as device arrays, constants
     as host arrays."""
     from caffe_port.kernels import REGISTRY
-    from caffe_port.kernels.cuda import device, registry
+    from caffe_port.kernels.cuda import device
+    from helpers.kernel_calls import backward
 
-    cpu = REGISTRY[op_type].backward(top_diff, bottom_data, top_data, attrs)
+    op = REGISTRY[op_type]
+    cpu = backward(op, top_diff, bottom_data, top_data, a)
     device_bottoms = (0,) if device_bottoms is None else tuple(device_bottoms)
-    gpu = registry.backward(op_type)(
-        [_as_device(g) for g in top_diff],
-        [_as_device(b) if i in device_bottoms else b for i, b in enumerate(bottom_data)],
-        [_as_device(t) for t in top_data], attrs)
+    gpu = backward(op.cuda_backward(),
+                   [_as_device(g) for g in top_diff],
+                   [_as_device(b) if i in device_bottoms else b for i, b in enumerate(bottom_data)],
+                   [_as_device(t) for t in top_data], a)
     assert len(gpu) == len(bottom_data), f"{op_type}: {len(gpu)} diffs for {len(bottom_data)} bottoms"
     for d in gpu:
         assert d is None or device.is_device_array(d), f"{op_type}: a CUDA kernel returned {type(d)}"
@@ -72,8 +75,9 @@ def compare(op_type, bottoms, attrs, *, constants=(), propagate_down=None, k=2, 
     arrays (graph constants), the other float ones become device arrays (runtime tensors), integer
     ones stay on the host (as the GPU walker passes them). The kernels see only what the walker
     hands them (gradcheck.visible). atol is relative to the largest |CPU entry|."""
-    from caffe_port.gradcheck import full_attrs, visible
+    from caffe_port.gradcheck import visible
     from caffe_port.kernels import REGISTRY
+    from helpers.kernel_calls import layer
 
     rng = np.random.default_rng(seed)
     bottoms = [b.astype(dtype) if isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating) else b
@@ -82,9 +86,8 @@ def compare(op_type, bottoms, attrs, *, constants=(), propagate_down=None, k=2, 
         propagate_down = [i not in constants and isinstance(b, np.ndarray) and np.issubdtype(b.dtype, np.floating)
                           for i, b in enumerate(bottoms)]
     op = REGISTRY[op_type]
-    tops = op.forward(bottoms, dict(full_attrs(attrs, bottoms, [], propagate_down, opset=opset),
-                                    top_shapes=(None,) * n_outputs))
-    a = full_attrs(attrs, bottoms, tops, propagate_down, opset=opset)
+    tops = op.forward(bottoms, layer(attrs, bottoms, [None] * n_outputs, propagate_down, opset=opset).attrs)
+    a = layer(attrs, bottoms, tops, propagate_down, opset=opset)
     seen_bottoms, seen_tops = visible(op, bottoms, tops, propagate_down)
     top_diff = [rng.standard_normal((k,) + t.shape).astype(dtype) for t in tops]
     on_device = [i for i, b in enumerate(seen_bottoms) if i not in constants and isinstance(b, np.ndarray)

@@ -7,8 +7,8 @@ then the same tap order in col2im), so rtol 1e-5 with atol 1e-5 of the largest |
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import full_attrs
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import layer
 
 # (id, x shape, W shape, attrs); every x has N != C != H != W
 CASES = [
@@ -30,9 +30,8 @@ def setup(x_shape, w_shape, attrs, propagate_down, seed=0):
     x = rng.standard_normal(x_shape).astype(np.float32)
     w = rng.standard_normal(w_shape).astype(np.float32)
     b = rng.standard_normal(w_shape[0]).astype(np.float32)
-    a = full_attrs(attrs, [x, w, b], [], propagate_down=propagate_down)
-    y = REGISTRY["Conv"].forward([x, w, b], a)[0]
-    a = full_attrs(attrs, [x, w, b], [y], propagate_down=propagate_down)
+    y = REGISTRY["Conv"].forward([x, w, b], layer(attrs, [x, w, b], [None]).attrs)[0]
+    a = layer(attrs, [x, w, b], [y], propagate_down=propagate_down)
     g = rng.standard_normal((K,) + y.shape).astype(np.float32)
     return [g], [x, w, b], [y], a
 

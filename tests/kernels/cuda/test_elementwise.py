@@ -36,13 +36,13 @@ def test_constant_operand(op_type, check):
     from caffe_port.kernels import REGISTRY
     b = np.random.default_rng(3).uniform(0.5, 2, (C, 1, 1))            # float64: a graph constant
     a = data((N, C, H, W), 4).astype(np.float32)
-    from caffe_port.gradcheck import full_attrs
-    from caffe_port.kernels.cuda import device, registry
+    from caffe_port.kernels.cuda import device
+    from helpers.kernel_calls import backward, layer
     y = REGISTRY[op_type].forward([a, b], {})[0].astype(np.float32)
-    attrs = full_attrs({}, [a, b], [y], [True, False])
+    attrs = layer({}, [a, b], [y], [True, False])
     g = data((2, N, C, H, W), 5).astype(np.float32)
-    cpu = REGISTRY[op_type].backward([g], [a, b], [None], attrs)
-    gpu = registry.backward(op_type)([device.upload(g)], [device.upload(a), b], [None], attrs)
+    cpu = backward(REGISTRY[op_type], [g], [a, b], [None], attrs)
+    gpu = backward(REGISTRY[op_type].cuda_backward(), [device.upload(g)], [device.upload(a), b], [None], attrs)
     assert gpu[1] is None and gpu[0].dtype == np.float32
     np.testing.assert_allclose(device.to_host(gpu[0]), cpu[0], rtol=1e-6)
 

@@ -61,9 +61,9 @@ def test_batchnorm_input_diff(check):
 
 def test_batchnorm_parameter_diffs(both):
     """Scale and B computed in the graph: their diffs, given x (which the runtime then keeps)."""
-    from caffe_port.gradcheck import full_attrs
+    from helpers.kernel_calls import layer
     bottoms = [b.astype(np.float32) for b in bn_bottoms((2, 3, 5, 4), 11)]
-    attrs = full_attrs({}, bottoms, [bottoms[0]], [True, True, True, False, False], opset=15)
+    attrs = layer({}, bottoms, [bottoms[0]], [True, True, True, False, False], opset=15)
     g = np.random.default_rng(12).standard_normal((2, 2, 3, 5, 4)).astype(np.float32)
     cpu, gpu = both("BatchNormalization", [g], bottoms, [None], attrs, device_bottoms=(0, 1, 2))
     for c, d in zip(cpu, gpu):
@@ -81,15 +81,15 @@ def test_batchnorm_per_activation(check):
 def test_batchnorm_factor_is_kept_and_forgotten():
     """The factor scale/sqrt(var + eps) is computed once per set of constants, and again after
     device.forget names one of them (net surgery)."""
-    from caffe_port.gradcheck import full_attrs
     from caffe_port.kernels.cuda import batchnorm, device
+    from helpers.kernel_calls import backward, layer
     bottoms = [b.astype(np.float32) for b in bn_bottoms((2, 3, 5, 4), 13)]
-    attrs = full_attrs({}, bottoms, [bottoms[0]], [True, False, False, False, False], opset=15)
+    attrs = layer({}, bottoms, [bottoms[0]], [True, False, False, False, False], opset=15)
     g = device.upload(np.ones((1, 2, 3, 5, 4), np.float32))
-    first = device.to_host(batchnorm.batchnorm_backward([g], [None] + bottoms[1:], [None], attrs)[0])
+    first = device.to_host(backward(batchnorm.batchnorm_backward, [g], [None] + bottoms[1:], [None], attrs)[0])
     bottoms[1][...] *= 2                                   # surgery in place: same array object
-    stale = device.to_host(batchnorm.batchnorm_backward([g], [None] + bottoms[1:], [None], attrs)[0])
+    stale = device.to_host(backward(batchnorm.batchnorm_backward, [g], [None] + bottoms[1:], [None], attrs)[0])
     np.testing.assert_array_equal(stale, first)
     device.forget([bottoms[1]])
-    fresh = device.to_host(batchnorm.batchnorm_backward([g], [None] + bottoms[1:], [None], attrs)[0])
+    fresh = device.to_host(backward(batchnorm.batchnorm_backward, [g], [None] + bottoms[1:], [None], attrs)[0])
     np.testing.assert_allclose(fresh, 2 * first, rtol=1e-6)

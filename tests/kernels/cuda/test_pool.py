@@ -7,8 +7,8 @@ order (increasing output index), so the gather equals the CPU scatter bit for bi
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import full_attrs
 from caffe_port.kernels import REGISTRY
+from helpers.kernel_calls import layer
 
 SHAPE = (2, 3, 7, 6)   # N != C != H != W
 K = 3
@@ -30,8 +30,8 @@ def run(op_type, attrs, shape, both, seed, ties=False):
     x = rng.standard_normal(shape).astype(np.float32)
     if ties:
         x = np.round(x)            # many equal values: the first maximum must win on both sides
-    y = REGISTRY[op_type].forward([x], full_attrs(attrs, [x], [], opset=12))[0]
-    a = full_attrs(attrs, [x], [y], opset=12)
+    y = REGISTRY[op_type].forward([x], layer(attrs, [x], [], opset=12).attrs)[0]
+    a = layer(attrs, [x], [y], opset=12)
     g = rng.standard_normal((K,) + y.shape).astype(np.float32)
     cpu, gpu = both(op_type, [g], [x], [y], a)
     np.testing.assert_array_equal(gpu[0], cpu[0])
@@ -68,7 +68,6 @@ def test_maxpool_indices_only_gives_zeros():
     """Only the Indices top reached: no diff flows back (as on the CPU)."""
     from caffe_port.kernels.cuda import device, maxpool
     x = device.upload(np.ones((2, 3, 4, 5), np.float32))
-    attrs = {"kernel_shape": [2, 2], "top_shapes": ((2, 3, 3, 4), (2, 3, 3, 4))}
     got = maxpool.maxpool_backward([None, device.upload(np.ones((2, 2, 3, 3, 4), np.float32))], [x], [None, None],
-                                   attrs)
+                                   {"kernel_shape": [2, 2]}, top_shapes=((2, 3, 3, 4), (2, 3, 3, 4)))
     np.testing.assert_array_equal(device.to_host(got[0]), np.zeros((2, 2, 3, 4, 5), np.float32))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from caffe_port.gradcheck import full_attrs
+from helpers.kernel_calls import layer
 
 SHAPE = (2, 3, 5, 4)   # N != C != H != W
 RULES = ["backprop", "deconvnet", "guided"]
@@ -29,7 +29,7 @@ def test_matches_cpu(op_type, rule, both, close):
     rng = np.random.default_rng(4)
     bottoms, tops, attrs = case(op_type, rng)
     g = rng.standard_normal((3,) + SHAPE).astype(np.float32)   # K = 3 stacked diffs
-    a = full_attrs(attrs, bottoms, tops, propagate_down=[True] + [False] * (len(bottoms) - 1), rule=rule)
+    a = layer(attrs, bottoms, tops, propagate_down=[True] + [False] * (len(bottoms) - 1), rule=rule)
     cpu, gpu = both(op_type, [g], bottoms, tops, a)
     close(cpu, gpu, rtol=0, atol=0)                   # one multiply per element: bit for bit
 
@@ -38,7 +38,7 @@ def test_clip_attribute_bounds(both, close):
     x = np.linspace(-3, 3, 2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
     y = np.clip(x, -1, 2)
     g = np.ones((2,) + x.shape, np.float32)
-    a = full_attrs({"min": -1.0, "max": 2.0}, [x], [y], opset=6)
+    a = layer({"min": -1.0, "max": 2.0}, [x], [y], opset=6)
     cpu, gpu = both("Clip", [g], [x], [y], a)
     close(cpu, gpu, rtol=0, atol=0)
 
@@ -47,5 +47,5 @@ def test_unknown_rule_is_refused():
     from caffe_port.kernels.cuda import device, relu
     x = device.upload(np.ones((1, 2), np.float32))
     with pytest.raises(ValueError, match="unknown rule"):
-        relu.relu_backward([device.upload(np.ones((1, 1, 2), np.float32))], [None], [x],
-                           {"rule": "smooth"})
+        relu.relu_backward([device.upload(np.ones((1, 1, 2), np.float32))], [None], [x], {},
+                           rule="smooth")

@@ -39,13 +39,13 @@ def test_split(name, opset, attrs, split, n, check):
 
 
 def test_split_top_without_diff_gives_zeros():
-    from caffe_port.gradcheck import full_attrs
     from caffe_port.kernels import REGISTRY
-    from caffe_port.kernels.cuda import device, registry
-    a = full_attrs({"axis": 1, "split": [1, 2]}, [x()], [None, None], [True], opset=11)
+    from caffe_port.kernels.cuda import device
+    from helpers.kernel_calls import backward, layer
+    a = layer({"axis": 1, "split": [1, 2]}, [x()], [None, None], [True], opset=11)
     g = x(1, (2, N, 2, H, W)).astype(np.float32)
-    cpu = REGISTRY["Split"].backward([None, g], [None], [None, None], a)[0]
-    gpu = registry.backward("Split")([None, device.upload(g)], [None], [None, None], a)[0]
+    cpu = backward(REGISTRY["Split"], [None, g], [None], [None, None], a)[0]
+    gpu = backward(REGISTRY["Split"].cuda_backward(), [None, device.upload(g)], [None], [None, None], a)[0]
     np.testing.assert_array_equal(device.to_host(gpu), cpu)
 
 

@@ -1,0 +1,142 @@
+"""Backends: where the forward's kept tensors and the backward's diffs live, and which kernel runs.
+
+One walk (caffe_port/walker.py) serves every device, as Caffe's ``Net::Backward`` serves
+``Backward_cpu`` and ``Backward_gpu``; what differs is a backend, the one object the Net holds:
+
+    forward(feeds, fetch, host, start, end)   run ONNX Runtime, keep the fetched tensors where they
+                                              were computed, return host arrays for ``host``
+    has(name) / host_copy(name)               a kept tensor, and a numpy copy of it for the user
+    values(data)                              the per-walk view: name -> array as the kernels take it
+    backward(op_type, top_diff, …, controls)  run the op's backward kernel (or a faster route)
+    upload / add / accumulate / to_host       diffs: in, summed, out
+    shares_memory(a, b)                       whether a diff is private (in-place ReLU)
+    forget(constants) / clear()               net surgery; a reshape
+
+``CpuBackend`` keeps numpy arrays and runs the kernels of caffe_port.kernels, with the convolution
+input diff through ONNX Runtime (caffe_port/ort_conv.py, measured faster); ``CudaBackend``
+(caffe_port/cuda_backend.py) keeps device arrays. A new backend is one class with these methods.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from caffe_port.errors import DeviceError
+from caffe_port.kernels import conv, registry
+from caffe_port.ort_conv import ConvInputDiff
+
+BACKWARD_DEVICES = (None, "cpu", "cuda")
+
+
+class CpuBackend:
+    """Host numpy arrays; the library kernels, and ONNX Runtime's for the convolution input diff."""
+
+    name = "cpu"
+
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.graph = runtime.graph
+        self.kept = {}                       # blob -> numpy array of the last forward
+        self.conv_input_diff = ConvInputDiff()
+        # kernel -> a faster route to the same result (tests/caffe_port/test_ort_conv.py)
+        self.routes = {conv.conv_backward: self.conv_input_diff.backward}
+
+    # --- forward ---------------------------------------------------------------------------------
+
+    def forward(self, feeds, fetch, host=(), start=0, end=None):
+        if start == 0:     # let the last pass's tensors go first: holding both would double the peak
+            self.kept = {}
+        values = self.runtime.run(feeds, fetch, start, end)
+        self.kept.update(values)
+        return {name: values[name] for name in values if name in host}
+
+    def has(self, name):
+        return name in self.kept
+
+    def host_copy(self, name):
+        return self.kept[name]               # already on the host: the array itself
+
+    def shapes(self):
+        return {name: tuple(v.shape) for name, v in self.kept.items()}
+
+    def clear(self):
+        self.kept = {}
+
+    def forget(self, constants):
+        for weight in constants:             # the route's sessions hold copies of the weights
+            self.conv_input_diff.forget(weight)
+
+    # --- backward --------------------------------------------------------------------------------
+
+    def values(self, data):
+        return _Values(self.graph, lambda name: data.get(name, self.kept.get(name)))
+
+    def backward(self, op_type, top_diff, bottom_data, top_data, attrs, controls):
+        kernel = registry.REGISTRY[op_type].backward_kernel
+        kernel = self.routes.get(kernel, kernel)
+        return registry.call(kernel, top_diff, bottom_data, top_data, attrs, **controls)
+
+    @staticmethod
+    def upload(diff):
+        return diff
+
+    @staticmethod
+    def add(a, b):
+        return a + b
+
+    @staticmethod
+    def accumulate(acc, d):
+        acc += d
+        return acc
+
+    @staticmethod
+    def to_host(d):
+        return d
+
+    @staticmethod
+    def shares_memory(a, b):
+        return np.may_share_memory(a, b)
+
+
+class _Values:
+    """name -> the array a kernel gets: constants from the graph (host arrays, the kernel
+    contract), runtime tensors from ``lookup``."""
+
+    def __init__(self, graph, lookup):
+        self.graph = graph
+        self.lookup = lookup
+
+    def get(self, name):
+        if not name:
+            return None
+        if name in self.graph.constants:
+            return self.graph.constants[name]
+        return self.lookup(name)
+
+
+def choose(runtime, backward_device=None):
+    """The backend for a Net whose forward runs on ``runtime``.
+
+    backward_device: None follows the runtime (CUDA when the forward runs there and Numba sees the
+    device, else the CPU); "cpu" always the CPU; "cuda" the GPU or a DeviceError.
+    """
+    if backward_device not in BACKWARD_DEVICES:
+        raise DeviceError(f"unknown backward_device {backward_device!r}; choose cpu or cuda")
+    if backward_device == "cpu" or (backward_device is None and not runtime.device.startswith("cuda")):
+        return CpuBackend(runtime)
+    cuda_backend = _cuda_backend()
+    if backward_device is None:
+        return cuda_backend.CudaBackend(runtime) if cuda_backend else CpuBackend(runtime)
+    if cuda_backend is None:
+        raise DeviceError("backward_device='cuda' was asked for but Numba's CUDA target sees no GPU "
+                          "(pip install 'caffe_port[gpu]' on a machine with one); use backward_device='cpu'")
+    return cuda_backend.CudaBackend(runtime)
+
+
+def _cuda_backend():
+    """caffe_port.cuda_backend when Numba's CUDA target imports and sees a device (or runs as the
+    simulator), else None. numba.cuda is imported only when a GPU is wanted."""
+    try:
+        from caffe_port import cuda_backend
+    except Exception:           # numba-cuda missing or broken: no GPU backward
+        return None
+    return cuda_backend if cuda_backend.available() else None
