@@ -532,7 +532,7 @@ def cmd_convert(args):
     import tempfile
     import onnx
     from caffe_port.errors import InputError
-    from caffe_port.models.caffe_import import caffe_to_onnx
+    from caffe_port.models.caffe_net import caffe_to_onnx
     if os.path.exists(args.output) and not args.force:
         raise InputError(f"{args.output} exists; pass --force to overwrite")
     model = caffe_to_onnx(args.prototxt, args.caffemodel)

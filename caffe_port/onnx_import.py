@@ -59,8 +59,8 @@ def load_model(model, weights=None) -> onnx.ModelProto:
             return normalise(efficientnet_lite.efficientnet_lite0())
         path = Path(name)
         if path.suffix.lower() == ".prototxt":
-            from caffe_port.models import caffe_import
-            return normalise(caffe_import.caffe_to_onnx(path, weights))
+            from caffe_port.models import caffe_net
+            return normalise(caffe_net.caffe_to_onnx(path, weights))
         if not path.exists():
             hint = f" (embedded models: {', '.join(EMBEDDED)})" if not path.suffix else ""
             raise ModelError(f"model file not found: {name}{hint}")

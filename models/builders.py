@@ -245,8 +245,10 @@ def vgg16(width=1.0, input_size=224, num_classes=1000, seed=0) -> onnx.ModelProt
     return b.model()
 
 
-def _inception(b, name, bottom, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj):
-    """GoogLeNet's inception module, BVLC names: four branches concatenated along channels."""
+def inception_module(b, name, bottom, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj):
+    """GoogLeNet's inception module, BVLC names: four branches concatenated along channels.
+    ``b`` is any builder with ``conv``, ``relu``, ``max_pool``, ``concat`` and ``scaled`` as
+    here (the tests' zoo encodings build the module through it too)."""
     def conv_relu(suffix, x, num_output, kernel, pad=0):
         return b.relu(f"{name}/relu_{suffix}", b.conv(f"{name}/{suffix}", x, b.scaled(num_output), kernel, pad=pad))
 
@@ -264,7 +266,7 @@ def inception_block(width=1.0, input_size=32, num_classes=1000, seed=0) -> onnx.
     b = _NetBuilder("inception_block", seed, width, 3, input_size)
     x = b.relu("relu1", b.conv("conv1", "data", b.scaled(192), 3, pad=1))
     x = b.max_pool("pool1", x, 3, 2)
-    x = _inception(b, "inception_3a", x, 64, 96, 128, 16, 32, 32)
+    x = inception_module(b, "inception_3a", x, 64, 96, 128, 16, 32, 32)
     x = b.global_ave_pool("pool5", x)
     b.softmax(b.inner_product("fc8", x, num_classes))
     return b.model()
@@ -296,7 +298,7 @@ def googlenet(width=1.0, input_size=224, num_classes=1000, seed=0) -> onnx.Model
     x = b.relu("conv2/relu_3x3", b.conv("conv2/3x3", x, b.scaled(192), 3, pad=1))
     x = b.max_pool("pool2/3x3_s2", b.lrn("conv2/norm2", x), 3, 2)
     for spec in GOOGLENET_INCEPTIONS:
-        x = b.max_pool(spec[0], x, 3, 2) if len(spec) == 1 else _inception(b, spec[0], x, *spec[1:])
+        x = b.max_pool(spec[0], x, 3, 2) if len(spec) == 1 else inception_module(b, spec[0], x, *spec[1:])
     x = b.dropout("pool5/drop_7x7_s1", b.ave_pool_whole("pool5/7x7_s1", x))
     b.softmax(b.inner_product("loss3/classifier", x, num_classes))
     return b.model()

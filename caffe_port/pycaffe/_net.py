@@ -608,7 +608,7 @@ class Net:
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
         from caffe_port.models import caffe_io
-        from caffe_port.models.caffe_import import caffe_to_onnx
+        from caffe_port.models.caffe_net import caffe_to_onnx
         from caffe_port.net import Net as Engine
         path, level, stages = self._source
         shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
@@ -727,7 +727,7 @@ def _load(network_file, weights, phase, level, stages):
         _warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
                    "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
                    "statistics)", stacklevel=3)
-    from caffe_port.models.caffe_import import caffe_to_onnx
+    from caffe_port.models.caffe_net import caffe_to_onnx
     # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
     return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
                          fill_missing=True)

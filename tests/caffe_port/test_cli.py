@@ -8,6 +8,7 @@ import pytest
 
 from caffe_port.cli import SAMPLE_IMAGE, main
 from caffe_port.models.builders import caffenet
+from helpers.caffe_weights import write_seeded_caffemodel
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,6 @@ def test_info_lists_layers_blobs_params(capsys, small_onnx):
 
 def test_convert_then_load_and_refuse_to_overwrite(capsys, tmp_path):
     from caffe_port import Net
-    from caffe_port.models.caffe_import import write_seeded_caffemodel
     prototxt = os.path.join(os.path.dirname(__file__), "..", "data", "caffe", "bvlc_reference_caffenet",
                             "deploy.prototxt")
     weights = tmp_path / "caffenet.caffemodel"

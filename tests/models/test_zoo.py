@@ -1,6 +1,6 @@
 """ONNX Model Zoo files as they are (issue "Models", §4).
 
-Each Caffe-lineage family of the zoo, built small in its original encoding (``models/zoo.py``) at
+Each Caffe-lineage family of the zoo, built small in its original encoding (``tests/helpers/zoo.py``) at
 every opset the zoo published it in, must:
 
 * be the encoding it claims (IR 3 / listed initializers, is_test, consumed_inputs, broadcast=1,
@@ -26,10 +26,10 @@ from onnx import helper, numpy_helper
 
 from caffe_port import Net
 from caffe_port.errors import ModelError
-from caffe_port.models import zoo
 from caffe_port.onnx_import import load_model
 from caffe_port.onnx_util import ir_for_opset
 from caffe_port.torch_reference import TorchNet, reference_input_grad
+from helpers import zoo
 from helpers.onnx_models import run_onnxruntime
 
 torch = pytest.importorskip("torch")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from caffe_port.models import caffe_io
-from caffe_port.models.caffe_import import write_seeded_caffemodel
+from helpers.caffe_weights import write_seeded_caffemodel
 
 # conv1 → in-place ReLU, BatchNorm, Scale → pool → fc8 → prob: N ≠ C ≠ H ≠ W
 TINY = """name: "tiny"

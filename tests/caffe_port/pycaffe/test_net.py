@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 import caffe_port.pycaffe as caffe
 from caffe_port.errors import BlobError, InputError, ShapeError
 from caffe_port.models import caffe_io
-from caffe_port.models.caffe_import import caffe_to_onnx
+from caffe_port.models.caffe_net import caffe_to_onnx
 from caffe_port.pycaffe import _net
 
 RNG = np.random.default_rng(3)

@@ -1,192 +1,26 @@
-"""A Caffe net (``deploy.prototxt`` + ``.caffemodel``) as one normalised ONNX ModelProto.
+"""Caffe's layer factory for the ONNX conversion: one converter per Caffe layer type.
 
-``caffe_to_onnx`` builds the net as Caffe's ``Net::Init`` would (format upgrades, the
-phase/level/stage filter, blob bookkeeping, in-place layers), then writes every layer as ONNX
-nodes that compute what Caffe's ``Forward_cpu`` computes, in float32, at opset 13. One function
-per layer type below, found through ``LAYER_CONVERTERS``; each docstring says which Caffe
-behaviour it reproduces.
+Each converter takes a ``LayerWriter`` (the layer's bottoms, tops and Caffe shapes, and helpers
+that add ONNX nodes and initializers under the layer's name), writes nodes that compute what the
+layer's ``Forward_cpu`` computes, and returns the Caffe shapes of the layer's tops. Each docstring
+says which Caffe behaviour it reproduces. ``LAYER_CONVERTERS`` maps a Caffe type to its
+converter: a new layer type is one function and one line there.
 
-Names (what a pycaffe-shaped shell relies on):
-
-* node ``<layer>`` is the layer's main computation; helper nodes and their tensors are named
-  ``<layer>/<what>``;
-* a tensor carries the Caffe blob name when it holds the blob's *final* value; when in-place
-  layers (top == bottom) rewrite a blob, the earlier versions are ``<blob>@<writer layer>``
-  (conv1 writes ``conv1@conv1``, the in-place relu1 then writes ``conv1``);
-* Caffe param blob i of a layer is the initializer ``<layer>#<i>``, in Caffe's shape (what
-  ``net.params[layer][i].data.shape`` shows); where a node needs another form it reads a derived
-  initializer ``<layer>#<i>/<what>`` (e.g. a per-channel scale reshaped to (C, 1, 1)).
-
-The metadata key ``caffe_port.caffe`` holds JSON: the net name, inputs and outputs (Caffe's
-``net.inputs``/``net.outputs``), the layers (type, bottoms, tops, params, param shapes, nodes,
-derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
-``diff``: tensor whose diff Caffe shows after backward — the first version of an in-place chain,
-since in-place backward overwrites the diff down the chain — and the declared shape),
-force_backward, debug_info, phase and batch handling.
-
-The batch (first input axis) is the symbolic dimension "N" unless a layer mixes it with other
-axes (e.g. Reshape to an explicit first dim, Concat/Slice on axis 0); H×W stay as declared.
+The net around the layers — state rules, blob bookkeeping, weights, the assembled model and its
+naming contract — is ``caffe_net``; this module does not import it (a ``LayerWriter`` reaches
+the net being converted through the object it is given).
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import warnings
 
 import numpy as np
-import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from caffe_port.errors import ModelError
-from caffe_port.onnx_util import make_model
 
-from . import caffe_io, caffe_proto
-
-OPSET = 13
-METADATA_KEY = "caffe_port.caffe"
-BATCH_DIM = "N"
-
-TRAINING_ONLY = {"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData",
-                 "DummyData", "AnnotatedData", "VideoData", "Accuracy", "Silence", "Python"}
-
-
-# --- entry points ----------------------------------------------------------------------------
-
-def caffe_to_onnx(prototxt, caffemodel=None, *, phase="TEST", level=0, stages=(),
-                  fill_missing=False) -> onnx.ModelProto:
-    """Convert a Caffe net to ONNX.
-
-    prototxt:     path of the net's ``.prototxt`` (or a ``caffe.NetParameter``).
-    caffemodel:   path of the trained ``.caffemodel`` (or a ``NetParameter`` with blobs), or None.
-    phase:        "TEST"/"TRAIN" (or caffe.TEST = 1 / caffe.TRAIN = 0); with ``level`` and
-                  ``stages`` it selects layers by their include/exclude rules, as
-                  ``caffe.Net(prototxt, weights, phase)`` does. Dropout is an identity and
-                  BatchNorm uses its stored statistics in both phases (a warning says so when
-                  Caffe would not).
-    fill_missing: False (default): a layer with parameters that the caffemodel lacks (or every
-                  such layer, when no caffemodel is given) raises ``ModelError``. True: such layers
-                  start from Caffe's constant fillers (zeros for weights and biases, 1 for Scale,
-                  0.25 for PReLU; zeros where the prototxt names a random filler), with a warning.
-
-    Returns an ONNX ModelProto (opset 13) whose metadata describes the Caffe net (module doc).
-    Raises ``ModelError`` for unreadable files, layer types that cannot be converted (all of them
-    named at once), inconsistent shapes and weights that do not fit.
-    """
-    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
-    weights = _Weights.from_caffemodel(caffemodel, fill_missing)
-    converter = _Converter(net, source, _net_state(net, phase, level, stages), weights)
-    converter.run()
-    return converter.model()
-
-
-def caffe_param_shapes(prototxt, *, phase="TEST", level=0, stages=()) -> dict:
-    """{layer name: [param blob shape, ...]} in Caffe's shapes, for the layers with parameters —
-    what a ``.caffemodel`` for this prototxt must hold. Allocates no weights."""
-    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
-    converter = _Converter(net, source, _net_state(net, phase, level, stages),
-                           _Weights(None, fill_missing=True, shapes_only=True))
-    converter.run()
-    return {layer["name"]: [tuple(s) for s in layer["param_shapes"]]
-            for layer in converter.layers_meta if layer["param_shapes"]}
-
-
-def write_seeded_caffemodel(prototxt, caffemodel, seed=0, first_gain=1.0):
-    """Write a real ``.caffemodel`` for ``prototxt`` with seeded random weights (tests, benchmarks
-    and demos without downloads): He-scaled filters, small biases, BatchNorm sums with scale
-    factor 4 (positive variances), Scale around 1. ``first_gain`` scales the first layer's
-    weights (1/64 keeps the scores of 0–255 images near 1)."""
-    rng = np.random.default_rng(seed)
-    net, _ = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
-    types = {layer.name: layer.type for layer in caffe_io.upgrade_net(net).layer}
-    model = caffe_proto.NetParameter()
-    model.name = net.name
-    for layer, shapes in caffe_param_shapes(prototxt).items():
-        entry = model.layer.add()
-        entry.name, entry.type = layer, types[layer]
-        for i, shape in enumerate(shapes):
-            if types[layer] == "BatchNorm":
-                value = [rng.normal(0, 0.2, shape) * 4, rng.uniform(0.5, 1.5, shape) * 4,
-                         np.full(shape, 4.0)][i]
-            elif types[layer] == "Scale":
-                value = rng.uniform(0.5, 1.5, shape) if i == 0 else rng.normal(0, 0.1, shape)
-            elif i == 0:
-                value = rng.normal(0, math.sqrt(2.0 / max(1, int(np.prod(shape[1:])))), shape)
-                value *= first_gain if len(model.layer) == 1 else 1.0
-            else:
-                value = rng.normal(0, 0.1, shape)
-            entry.blobs.append(caffe_io.array_to_blob(np.asarray(value, np.float32)))
-    caffe_io.write_caffemodel(model, caffemodel)
-
-
-def metadata(model: onnx.ModelProto) -> dict:
-    """The ``caffe_port.caffe`` metadata of a converted model, as a dict."""
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    raise ModelError(f"model has no {METADATA_KEY!r} metadata: not converted from Caffe")
-
-
-def _load(thing, reader, default_source):
-    if thing is None:
-        return None, None
-    if hasattr(thing, "DESCRIPTOR"):
-        return thing, default_source
-    return reader(thing), os.fspath(thing)
-
-
-# --- Caffe's layer filter (Net::FilterNet, Net::StateMeetsRule) -------------------------------
-
-def _net_state(net, phase, level, stages):
-    state = caffe_proto.NetState()
-    state.CopyFrom(net.state)
-    if isinstance(phase, str):
-        if phase.upper() not in ("TRAIN", "TEST"):
-            raise ModelError(f"phase must be 'TRAIN' or 'TEST', got {phase!r}")
-        state.phase = caffe_proto.NetState.DESCRIPTOR.fields_by_name["phase"].enum_type \
-            .values_by_name[phase.upper()].number
-    elif phase in (0, 1):
-        state.phase = int(phase)
-    else:
-        raise ModelError(f"phase must be 'TRAIN' or 'TEST' (or caffe.TRAIN/caffe.TEST), got {phase!r}")
-    state.level = int(level)
-    state.stage.extend(stages)
-    return state
-
-
-def _phase_name(state) -> str:
-    return caffe_proto.NetState.DESCRIPTOR.fields_by_name["phase"].enum_type \
-        .values_by_number[state.phase].name
-
-
-def state_meets_rule(state, rule) -> bool:
-    """Caffe's Net::StateMeetsRule: phase, level bounds and stages must all agree."""
-    if rule.HasField("phase") and rule.phase != state.phase:
-        return False
-    if rule.HasField("min_level") and state.level < rule.min_level:
-        return False
-    if rule.HasField("max_level") and state.level > rule.max_level:
-        return False
-    if any(stage not in state.stage for stage in rule.stage):
-        return False
-    return not any(stage in state.stage for stage in rule.not_stage)
-
-
-def filter_layers(layers, state, source="<net>") -> list:
-    """Caffe's Net::FilterNet: with include rules a layer stays if the state meets any of them;
-    otherwise it stays unless the state meets one of its exclude rules."""
-    kept = []
-    for layer in layers:
-        if len(layer.include) and len(layer.exclude):
-            raise ModelError(f"{source}: layer {layer.name!r} has both include and exclude rules; "
-                             "Caffe allows one kind only")
-        if len(layer.include):
-            keep = any(state_meets_rule(state, rule) for rule in layer.include)
-        else:
-            keep = not any(state_meets_rule(state, rule) for rule in layer.exclude)
-        if keep:
-            kept.append(layer)
-    return kept
+from . import caffe_proto
 
 
 # --- Caffe's pooling geometry ----------------------------------------------------------------
@@ -208,7 +42,7 @@ def pooled_shape(size, kernel, pad, stride, ceil_mode=True) -> tuple:
     return tuple(pooled)
 
 
-# --- weights -----------------------------------------------------------------------------------
+# --- fillers -----------------------------------------------------------------------------------
 
 def _filler(owner, field, default=0.0):
     """The value Caffe's filler ``owner.field`` starts a blob at: the constant filler's value
@@ -220,92 +54,42 @@ def _filler(owner, field, default=0.0):
     return float(filler.value) if filler.type == "constant" else None
 
 
-class _Weights:
-    """Where param blobs come from: a caffemodel (matched by layer name and checked like Caffe's
-    CopyTrainedLayersFrom), else Caffe's constant fillers when ``fill_missing``."""
+# --- what a converter is given ------------------------------------------------------------------
 
-    def __init__(self, stored, fill_missing, source=None, shapes_only=False):
-        self.stored = stored            # {layer name: [BlobProto]} or None (no caffemodel)
-        self.fill_missing = fill_missing
-        self.source = source
-        self.shapes_only = shapes_only
-        self.filled = []                # layer names started from fillers
-        self.random_fillers = []        # of those, layers whose prototxt filler was random
-
-    @classmethod
-    def from_caffemodel(cls, caffemodel, fill_missing):
-        net, source = _load(caffemodel, caffe_io.read_caffemodel, "<caffemodel>")
-        if net is None:
-            return cls(None, fill_missing)
-        return cls(caffe_io.caffemodel_layers(net), fill_missing, source)
-
-    def take(self, layer, specs) -> list:
-        """Arrays for a layer's params. specs: [(Caffe shape, filler value or None)]."""
-        blobs = None if self.stored is None else self.stored.get(layer.name)
-        if blobs is None:
-            if not self.fill_missing:
-                if self.stored is None:
-                    where = "no caffemodel was given"
-                elif not any(self.stored.values()):
-                    where = (f"{self.source} holds no weights at all (empty or truncated? a "
-                             "prototxt given as weights?)")
-                else:
-                    where = f"{self.source} has no layer named {layer.name!r}"
-                raise ModelError(f"layer {layer.name!r} ({layer.type}) needs weights but {where} "
-                                 "(pass fill_missing=True to start it from Caffe's fillers)")
-            if not self.shapes_only:
-                self.filled.append(layer.name)
-                if any(value is None for _, value in specs):
-                    self.random_fillers.append(layer.name)
-            return [np.broadcast_to(np.float32(value or 0.0), shape) if self.shapes_only
-                    else np.full(shape, value or 0.0, dtype=np.float32) for shape, value in specs]
-        if len(blobs) != len(specs):
-            raise ModelError(f"{self.source}: layer {layer.name!r} ({layer.type}) holds "
-                             f"{len(blobs)} param blobs, the prototxt's layer needs {len(specs)} "
-                             "(Caffe: incompatible number of blobs)")
-        arrays = []
-        for i, (blob, (shape, _)) in enumerate(zip(blobs, specs)):
-            if not caffe_io.legacy_shape_matches(shape, blob):
-                raise ModelError(
-                    f"{self.source}: cannot copy param {i} of layer {layer.name!r}: shape mismatch, "
-                    f"the caffemodel has {caffe_io.blob_shape(blob)}, the prototxt needs "
-                    f"{tuple(shape)} (rename the layer to start it from scratch)")
-            array = caffe_io.blob_to_array(blob, f"{self.source}: layer {layer.name!r} param {i}")
-            arrays.append(array.reshape(shape))
-        return arrays
-
-    def warn(self):
-        if not self.filled:
-            return
-        where = "no caffemodel was given" if self.stored is None else f"not in {self.source}"
-        message = (f"weights of {len(self.filled)} layer(s) ({', '.join(self.filled[:5])}"
-                   f"{', …' if len(self.filled) > 5 else ''}) {where}: started from Caffe's "
-                   "constant fillers")
-        if self.random_fillers:
-            message += (f"; zeros where the prototxt asks for a random filler "
-                        f"({', '.join(self.random_fillers[:5])})")
-        warnings.warn(message, stacklevel=3)
-
-
-# --- the converter -----------------------------------------------------------------------------
-
-class _Layer:
+class LayerWriter:
     """One Caffe layer being written as ONNX: its bottoms and tops (tensor names and Caffe
-    shapes) and helpers that add nodes and initializers under the layer's name."""
+    shapes) and helpers that add nodes and initializers under the layer's name.
 
-    def __init__(self, converter, param):
-        self.converter = converter
+    ``net`` is the net being converted (``caffe_net.NetConverter``); converters reach it only
+    through this class, which uses its ``source`` and ``state`` (for messages and the phase),
+    ``current``/``shapes``/``version_name`` (the tensor and Caffe shape of each blob),
+    ``unique``/``add_initializer``/``nodes`` (the graph being built), ``weights.take`` (param
+    blobs), ``inputs`` and ``batch_fixed_by``. After the converter ran, ``nodes``, ``params``,
+    ``param_shapes`` and ``derived`` describe the layer for the model's metadata."""
+
+    def __init__(self, net, param):
+        self.net = net
         self.param = param
         self.name = param.name
         self.type = param.type
-        self.bottoms = [converter.current[b] for b in param.bottom]
-        self.shapes = [converter.shapes[b] for b in param.bottom]
-        self.tops = [converter.version_name(t, param.name) for t in param.top]
+        self.bottoms = [net.current[b] for b in param.bottom]
+        self.shapes = [net.shapes[b] for b in param.bottom]
+        self.tops = [net.version_name(t, param.name) for t in param.top]
         self.nodes, self.params, self.param_shapes, self.derived = [], [], [], {}
         self.arrays = []
 
+    @property
+    def source(self):
+        """The prototxt the layer comes from, for messages."""
+        return self.net.source
+
+    @property
+    def phase(self):
+        """The net's phase: 0 TRAIN, 1 TEST (Caffe's Phase numbers)."""
+        return self.net.state.phase
+
     def fail(self, message):
-        raise ModelError(f"{self.converter.source}: layer {self.name!r} ({self.type}): {message}")
+        raise ModelError(f"{self.source}: layer {self.name!r} ({self.type}): {message}")
 
     def count(self, bottoms=None, tops=None):
         """Caffe's ExactNumBottomBlobs / ExactNumTopBlobs checks (an int or a (min, max) pair)."""
@@ -325,39 +109,49 @@ class _Layer:
         return axis % ndim
 
     def fix_batch(self, why):
-        self.converter.batch_fixed_by = self.converter.batch_fixed_by or f"{self.name} ({why})"
+        """The batch cannot stay symbolic because of this layer (the metadata names the first
+        such layer)."""
+        self.net.batch_fixed_by = self.net.batch_fixed_by or f"{self.name} ({why})"
+
+    def declare_input(self, blob, tensor, shape):
+        """Make ``tensor`` (Caffe blob ``blob`` of ``shape``) a net input."""
+        self.net.inputs.append((blob, tensor, shape))
+
+    def helper_name(self, what):
+        """A fresh tensor name ``<layer>/<what>`` (``~k`` appended while the name is taken)."""
+        return self.net.unique(f"{self.name}/{what}")
 
     def weights(self, specs) -> list:
         """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)].
         Returns the initializer names; the arrays are in ``self.arrays``."""
         shapes = [tuple(int(d) for d in shape) for shape, _ in specs]
-        self.arrays = self.converter.weights.take(self, [(s, v) for s, (_, v) in zip(shapes, specs)])
+        self.arrays = self.net.weights.take(self, [(s, v) for s, (_, v) in zip(shapes, specs)])
         names = []
         for i, (shape, array) in enumerate(zip(shapes, self.arrays)):
-            names.append(self.converter.add_initializer(f"{self.name}#{i}", array))
+            names.append(self.net.add_initializer(f"{self.name}#{i}", array))
             self.param_shapes.append(list(shape))
         self.params = names
         return names
 
     def derive(self, i, what, array, how):
         """A derived initializer ``<layer>#<i>/<what>`` computed from param blob i."""
-        name = self.converter.add_initializer(f"{self.name}#{i}/{what}", array)
+        name = self.net.add_initializer(f"{self.name}#{i}/{what}", array)
         self.derived[name] = how
         return name
 
     def const(self, what, array):
         """A helper constant ``<layer>/<what>`` (shapes, pads, coefficients)."""
-        return self.converter.add_initializer(f"{self.name}/{what}", array)
+        return self.net.add_initializer(f"{self.name}/{what}", array)
 
     def node(self, op_type, inputs, *, what=None, outputs=None, **attrs):
         """Add a node: the main one (``what`` None) is named after the layer and writes the
         layer's tops unless ``outputs`` says otherwise; a helper is ``<layer>/<what>`` and writes
         the tensor of the same name. Returns the first output's name."""
-        name = self.name if what is None else self.converter.unique(f"{self.name}/{what}")
+        name = self.name if what is None else self.helper_name(what)
         if outputs is None:
             outputs = list(self.tops) if what is None else [name]
-        self.converter.nodes.append(helper.make_node(op_type, list(inputs), list(outputs),
-                                                     name=name, **attrs))
+        self.net.nodes.append(helper.make_node(op_type, list(inputs), list(outputs),
+                                               name=name, **attrs))
         self.nodes.append(name)
         return outputs[0]
 
@@ -372,170 +166,8 @@ class _Layer:
                            f"{tensor_name} reshaped to {list(array.shape) + [1] * trailing}")
 
 
-class _Converter:
-    def __init__(self, net, source, state, weights):
-        self.source = source
-        self.net = caffe_io.upgrade_net(net, source)
-        self.state = state
-        self.weights = weights
-        self.nodes, self.initializers = [], {}
-        self.current, self.first, self.shapes = {}, {}, {}
-        self.inputs = []                    # (caffe blob, tensor name, declared shape)
-        self.layers_meta = []
-        self.batch_fixed_by = None
-        self.layers = filter_layers(self.net.layer, state, source)
-        self._check_types()
-        self.writers = self._plan_blobs()
-        # names helpers must avoid: blobs, their versions, and layers (= main node names)
-        self.names = set(self.writers) | {self.version_name(b, w)
-                                          for b, ws in self.writers.items() for w in ws}
-        self.names |= {layer.name for layer in self.layers}
-
-    # -- planning --
-
-    def _check_types(self):
-        if not self.layers:
-            raise ModelError(f"{self.source}: no layers (in phase {_phase_name(self.state)})")
-        names = [layer.name for layer in self.layers]
-        twice = sorted({name for name in names if names.count(name) > 1})
-        if twice:
-            raise ModelError(f"{self.source}: layer name {twice[0]!r} is used more than once; "
-                             "weights and params are found by layer name")
-        unsupported = [layer for layer in self.layers if layer.type not in LAYER_CONVERTERS]
-        if not unsupported:
-            return
-        listed = ", ".join(f"{layer.name!r} ({layer.type or 'no type'})" for layer in unsupported[:6])
-        more = f" and {len(unsupported) - 6} more" if len(unsupported) > 6 else ""
-        training = [layer for layer in unsupported
-                    if layer.type in TRAINING_ONLY or layer.type.endswith("Loss")]
-        hint = ("; data, loss and accuracy layers belong to training: use the deploy prototxt "
-                "(inputs declared by an Input layer or input/input_shape)" if training else
-                f"; supported types: {', '.join(sorted(LAYER_CONVERTERS))}")
-        raise ModelError(f"{self.source}: cannot convert layer{'s' if len(unsupported) > 1 else ''} "
-                         f"{listed}{more}{hint}")
-
-    def _plan_blobs(self) -> dict:
-        """{blob: [writer layers in order]}, checking Caffe's AppendBottom/AppendTop rules:
-        bottoms must exist; a top may be rewritten only in place (top i == bottom i)."""
-        writers = {}
-        for layer in self.layers:
-            for i, blob in enumerate(layer.bottom):
-                if blob not in writers:
-                    raise ModelError(f"{self.source}: layer {layer.name!r}: unknown bottom blob "
-                                     f"{blob!r} (bottom {i}); no earlier layer produces it")
-            for i, blob in enumerate(layer.top):
-                in_place = i < len(layer.bottom) and layer.bottom[i] == blob
-                if blob in writers and not in_place:
-                    raise ModelError(f"{self.source}: top blob {blob!r} of layer {layer.name!r} "
-                                     f"is produced by multiple sources (also by "
-                                     f"{writers[blob][-1]!r}) and not in place")
-                if list(layer.top).count(blob) > 1:
-                    raise ModelError(f"{self.source}: layer {layer.name!r} names top {blob!r} twice")
-                writers.setdefault(blob, []).append(layer.name)
-        return writers
-
-    def version_name(self, blob, layer_name):
-        """The tensor that layer ``layer_name`` writes for ``blob``: the blob name for its last
-        writer, ``<blob>@<layer>`` for earlier (later rewritten in place) versions."""
-        return blob if self.writers[blob][-1] == layer_name else f"{blob}@{layer_name}"
-
-    def unique(self, name):
-        candidate, k = name, 1
-        while candidate in self.names:
-            candidate, k = f"{name}~{k}", k + 1
-        self.names.add(candidate)
-        return candidate
-
-    def add_initializer(self, name, array):
-        name = self.unique(name)
-        self.initializers[name] = array
-        return name
-
-    # -- conversion --
-
-    def run(self):
-        self.blob_order = []
-        available = []
-        phase_name = _phase_name(self.state)
-        for param in self.layers:
-            layer = _Layer(self, param)
-            top_shapes = LAYER_CONVERTERS[param.type](layer)
-            if len(top_shapes) != len(layer.tops):
-                layer.fail(f"produces {len(top_shapes)} blobs but names {len(layer.tops)} tops")
-            for blob, tensor, shape in zip(param.top, layer.tops, top_shapes):
-                if any(d <= 0 for d in shape):
-                    layer.fail(f"top {blob!r} would have shape {tuple(shape)}")
-                if blob not in self.first:
-                    self.first[blob] = tensor
-                    self.blob_order.append(blob)
-                self.current[blob] = tensor
-                self.shapes[blob] = tuple(int(d) for d in shape)
-            available = [b for b in available if b not in param.bottom]
-            available += [t for t in param.top if t not in available]
-            if phase_name == "TRAIN" and param.type == "Dropout":
-                warnings.warn(f"{self.source}: layer {param.name!r}: Caffe drops units at random "
-                              "in phase TRAIN; converted as the TEST-phase identity", stacklevel=3)
-            self.layers_meta.append({
-                "name": param.name, "type": param.type,
-                "bottoms": list(param.bottom), "tops": list(param.top),
-                "params": layer.params, "param_shapes": layer.param_shapes,
-                "nodes": layer.nodes, "derived": layer.derived,
-                "lr_mult": [param.param[i].lr_mult if i < len(param.param) else 1.0
-                            for i in range(len(layer.params))],
-                "propagate_down": list(param.propagate_down),
-            })
-        self.outputs = sorted(set(available))   # Caffe keeps available blobs in a std::set
-        self.weights.warn()
-
-    def _batch(self):
-        """The declared batch and whether it becomes the symbolic "N"."""
-        if not self.inputs:
-            return None, False
-        declared = self.inputs[0][2][0] if self.inputs[0][2] else None
-        return declared, declared is not None and self.batch_fixed_by is None
-
-    def model(self) -> onnx.ModelProto:
-        declared, symbolic = self._batch()
-
-        def value_info(tensor, shape, batch_axis):
-            # with a symbolic batch every converted layer keeps axis 0 as the batch (the ones
-            # that mix it into other axes fix the batch instead)
-            dims = list(shape)
-            if batch_axis and dims:
-                dims[0] = BATCH_DIM
-            return helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, dims)
-
-        graph_inputs = [value_info(tensor, shape, symbolic and shape and shape[0] == declared)
-                        for _, tensor, shape in self.inputs]
-        graph_outputs = [value_info(self.current[b], self.shapes[b], symbolic)
-                         for b in self.outputs]
-        initializers = [numpy_helper.from_array(np.ascontiguousarray(array), name)
-                        for name, array in self.initializers.items()]
-        graph = helper.make_graph(self.nodes, self.net.name or "caffe_net", graph_inputs,
-                                  graph_outputs, initializer=initializers)
-        model = make_model(graph, OPSET, producer="caffe_port.caffe_import")
-        model.doc_string = f"Converted from Caffe net {self.net.name!r} ({self.source})"
-        meta = {
-            "name": self.net.name,
-            "phase": _phase_name(self.state),
-            "inputs": [blob for blob, _, _ in self.inputs],
-            "input_tensors": [tensor for _, tensor, _ in self.inputs],
-            "outputs": self.outputs,
-            "layers": self.layers_meta,
-            "blobs": {blob: {"data": self.current[blob], "diff": self.first[blob],
-                             "shape": list(self.shapes[blob])} for blob in self.blob_order},
-            "force_backward": bool(self.net.force_backward),
-            "debug_info": bool(self.net.debug_info),
-            "batch": {"declared": declared, "symbolic": symbolic,
-                      "dim_param": BATCH_DIM if symbolic else None,
-                      "fixed_by": self.batch_fixed_by},
-        }
-        model.metadata_props.add(key=METADATA_KEY, value=json.dumps(meta))
-        return model
-
-
 # --- layer converters: one per Caffe type -----------------------------------------------------
-# Each takes a _Layer, adds nodes, and returns the Caffe shapes of the layer's tops.
+# Each takes a LayerWriter, adds nodes, and returns the Caffe shapes of the layer's tops.
 
 def _input(layer):
     """Input: each top is a net input of the declared shape (one shape for all tops, or one
@@ -546,7 +178,7 @@ def _input(layer):
     result = []
     for i, (blob, tensor) in enumerate(zip(layer.param.top, layer.tops)):
         shape = tuple(int(d) for d in shapes[min(i, len(shapes) - 1)].dim)
-        layer.converter.inputs.append((blob, tensor, shape))
+        layer.declare_input(blob, tensor, shape)
         result.append(shape)
     return result
 
@@ -754,7 +386,7 @@ def _inner_product(layer):
         rows = -1 if axis > 0 else 1
         x = layer.node("Reshape", [x, layer.const("flatten_shape", np.array([rows, k], np.int64))],
                        what="flatten")
-        y = layer.node("Gemm", [x, *names], outputs=[layer.converter.unique(f"{layer.name}/gemm")],
+        y = layer.node("Gemm", [x, *names], outputs=[layer.helper_name("gemm")],
                        transB=0 if p.transpose else 1)
         target = [-1, *out_shape[1:]] if axis > 0 else list(out_shape)
         layer.node("Reshape", [y, layer.const("unflatten_shape", np.array(target, np.int64))],
@@ -867,9 +499,9 @@ def _batch_norm(layer):
     if len(shape) < 2:
         layer.fail(f"needs at least 2 axes (N, C, ...), got shape {shape}")
     global_stats = p.use_global_stats if p.HasField("use_global_stats") else \
-        layer.converter.state.phase == 1
+        layer.phase == 1
     if not global_stats:
-        warnings.warn(f"{layer.converter.source}: layer {layer.name!r}: Caffe would normalise with "
+        warnings.warn(f"{layer.source}: layer {layer.name!r}: Caffe would normalise with "
                       "batch statistics here (phase TRAIN or use_global_stats: false); converted "
                       "with the stored statistics", stacklevel=4)
     c = shape[1]
@@ -938,7 +570,7 @@ def _scale(layer):
     i = len(names) - 1
     bias = layer.broadcastable(i, names[i], layer.arrays[i], axis, len(shape))
     scaled = layer.node("Mul", [layer.bottoms[0], operand],
-                        outputs=[layer.converter.unique(f"{layer.name}/scaled")])
+                        outputs=[layer.helper_name("scaled")])
     layer.node("Add", [scaled, bias], what="bias", outputs=list(layer.tops))
     return [shape]
 

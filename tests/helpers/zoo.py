@@ -56,7 +56,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from caffe_port.models.builders import GOOGLENET_INCEPTIONS, caffe_pool_geometry, conv_output_size
+from caffe_port.models.builders import (GOOGLENET_INCEPTIONS, caffe_pool_geometry, conv_output_size,
+                                        inception_module)
 from caffe_port.onnx_util import ir_for_opset
 
 STYLE_OPSETS = {"caffe2": (3, 6, 7, 8, 9), "mxnet": (7,), "torch": (9, 10)}
@@ -519,17 +520,6 @@ def vgg19(opset=9, **kwargs):
 
 # --- GoogLeNet / Inception ------------------------------------------------------------------------
 
-def _inception(z, name, bottom, n1x1, n3x3_reduce, n3x3, n5x5_reduce, n5x5, pool_proj):
-    def conv_relu(suffix, x, num_output, kernel, pad=0):
-        return z.relu(f"{name}/relu_{suffix}", z.conv(f"{name}/{suffix}", x, z.scaled(num_output), kernel, pad=pad))
-
-    branch1 = conv_relu("1x1", bottom, n1x1, 1)
-    branch2 = conv_relu("3x3", conv_relu("3x3_reduce", bottom, n3x3_reduce, 1), n3x3, 3, pad=1)
-    branch3 = conv_relu("5x5", conv_relu("5x5_reduce", bottom, n5x5_reduce, 1), n5x5, 5, pad=2)
-    branch4 = conv_relu("pool_proj", z.max_pool(f"{name}/pool", bottom, 3, 1, pad=1), pool_proj, 1)
-    return z.concat(f"{name}/output", [branch1, branch2, branch3, branch4])
-
-
 def _googlenet(name, opset, width, input_size, num_classes, seed, batch):
     z = _Zoo(name, "caffe2", opset, seed, width, input_size, batch=batch)
     x = z.relu("conv1/relu_7x7", z.conv("conv1/7x7_s2", z.input, z.scaled(64), 7, stride=2, pad=3))
@@ -538,7 +528,7 @@ def _googlenet(name, opset, width, input_size, num_classes, seed, batch):
     x = z.relu("conv2/relu_3x3", z.conv("conv2/3x3", x, z.scaled(192), 3, pad=1))
     x = z.max_pool("pool2/3x3_s2", z.lrn("conv2/norm2", x), 3, 2)
     for spec in GOOGLENET_INCEPTIONS:
-        x = z.max_pool(spec[0], x, 3, 2) if len(spec) == 1 else _inception(z, spec[0], x, *spec[1:])
+        x = z.max_pool(spec[0], x, 3, 2) if len(spec) == 1 else inception_module(z, spec[0], x, *spec[1:])
     x = z.dropout("pool5/drop_7x7_s1", z.ave_pool_whole("pool5/7x7_s1", x), ratio=0.4)
     return z.model(z.softmax("prob", z.fc("loss3/classifier", x, num_classes)))
 
