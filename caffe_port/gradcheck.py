@@ -33,8 +33,7 @@ import numpy as np
 
 from caffe_port.errors import InputError
 from caffe_port.kernels import REGISTRY
-
-RULES = ("backprop", "deconvnet", "guided")
+from caffe_port.kernels.relu import RULES
 KINK = 1e-3     # skip a point whose second difference over 2h exceeds KINK · its gradient's scale
 FORMULAS = {"deconvnet": "max(g,0)", "guided": "max(g,0)·f'(x)"}
 
