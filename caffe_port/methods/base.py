@@ -369,9 +369,19 @@ class GradientMethod(Method, Attribution):
         return reduce_channels(self.gradients(data, classes), self.reduction)
 
 
+def _of_the_wrapped(name):
+    """A read-only attribute that a Wrapper reads from the method it wraps."""
+    return property(lambda self: getattr(self.method, name), doc=f"The wrapped method's ``{name}``.")
+
+
 class Wrapper(Attribution):
     """A method over another method (SmoothGrad, Integrated Gradients, as Captum's NoiseTunnel):
     the wrapped one runs the net and resolves the classes; the wrapper only changes ``maps``."""
+
+    num_classes = _of_the_wrapped("num_classes")
+    labels = _of_the_wrapped("labels")
+    classes_ = _of_the_wrapped("classes_")
+    scores_ = _of_the_wrapped("scores_")
 
     def __init__(self, method):
         self.method = method
@@ -382,21 +392,5 @@ class Wrapper(Attribution):
     def release(self):
         self.method.release()
 
-    @property
-    def num_classes(self):
-        return self.method.num_classes
-
-    @property
-    def labels(self):
-        return self.method.labels
-
     def class_name(self, index) -> str:
         return self.method.class_name(index)
-
-    @property
-    def classes_(self):
-        return self.method.classes_
-
-    @property
-    def scores_(self):
-        return self.method.scores_
