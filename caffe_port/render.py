@@ -12,15 +12,27 @@ OpenCV's BGR on the way out.
     signed(gradient)        "all": (g − min)/(max − min);  "positive": max(g, 0)/max(g);
                             "negative": max(−g, 0)/(−min(g)) — per picture, over all channels,
                             as guided-backprop images are usually shown
+    grid(tiles, captions)   pictures side by side, captions above
+
+and the figures ``caffe-port`` writes from them, given each method's ``Display`` (GRADIENT or
+SMOOTH):
+
+    map_pictures(map, photo, display)   one class's map → {"grey", "overlay"} or, signed,
+                                        {"all", "positive", "negative"}
+    MethodGrid(photo, caption)          the all-methods figure: the photo, then a tile per map
+                                        (``add_map``), box or picture (``add``); ``picture()``
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+from dataclasses import dataclass
 
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
+from caffe_port.preprocess import as_rgb
 
 OVERLAY_ALPHA = 0.5
 
@@ -91,7 +103,6 @@ def heatmap(saliency_map, percentile=100.0) -> np.ndarray:
 
 
 def _rgb(image):
-    from caffe_port.preprocess import as_rgb
     image = as_rgb(image)
     return image if image.dtype == np.uint8 else np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
@@ -239,7 +250,6 @@ def write_png(path, picture, force=False) -> str:
 
 def write_npy(path, array, force=False) -> str:
     """Write an array as a .npy file, atomically and never over an existing file unless ``force``."""
-    import io
     buffer = io.BytesIO()
     np.save(buffer, np.asarray(array), allow_pickle=False)
     return write_bytes(os.fspath(path), buffer.getvalue(), force)
@@ -279,3 +289,98 @@ def write_bytes(path, data: bytes, force=False) -> str:
             os.remove(temp)
         raise
     return path
+
+
+# --- the figures caffe-port writes ---------------------------------------------------------------
+
+TILE = 224          # the grid's tiles and the smallest class-model picture, in pixels
+
+
+@dataclass(frozen=True)
+class Display:
+    """How a method's maps are shown.
+
+    percentile: pictures saturate values above this percentile (100: plain min–max)
+    over_photo: in the grid, a map is a heat map over the photograph (else a grey map)
+    """
+    percentile: float
+    over_photo: bool
+
+    def saturation(self, percentile=None) -> float:
+        """The percentile pictures saturate at: ``percentile`` when given, else this display's."""
+        return self.percentile if percentile is None else percentile
+
+
+# gradient maps are a few very bright pixels over a dim field: their pictures saturate the top
+# 0.5 % (the .npy files keep the raw values); CAM and Grad-CAM maps are smooth and shown min–max,
+# over the photograph, where the region they pick is what one wants to see
+GRADIENT = Display(percentile=99.5, over_photo=False)
+SMOOTH = Display(percentile=100.0, over_photo=True)
+
+
+def map_pictures(saliency_map, photo, display, channel_order="RGB", percentile=None) -> dict:
+    """One class's map in the photograph's pixels → its pictures: a signed (C, H, W) image gives
+    ``signed``'s {"all", "positive", "negative"}, an (H, W) map {"grey", "overlay"}.
+    ``percentile`` overrides the display's."""
+    percentile = display.saturation(percentile)
+    if np.ndim(saliency_map) == 3:
+        return signed(saliency_map, channel_order, percentile)
+    return {"grey": grey(saliency_map, percentile),
+            "overlay": overlay(photo, saliency_map, percentile=percentile)}
+
+
+def fit_tile(picture, size=TILE) -> np.ndarray:
+    """The picture scaled so that its longer side is ``size``: shrunk by area averaging, enlarged
+    by nearest neighbour (a small class model keeps its pixels visible)."""
+    cv2 = _cv2()
+    h, w = picture.shape[:2]
+    f = size / max(h, w)
+    return cv2.resize(picture, (max(1, round(w * f)), max(1, round(h * f))),
+                      interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_NEAREST)
+
+
+def upscale(picture, size=TILE) -> np.ndarray:
+    """A picture smaller than ``size`` on its longer side enlarged to it (nearest neighbour); a
+    larger one unchanged."""
+    return picture if max(picture.shape[:2]) >= size else fit_tile(picture, size)
+
+
+class MethodGrid:
+    """The all-methods figure of one photograph (``caffe-port grid``): the photograph first, then
+    one captioned tile per method's map, box or picture, each fitted into TILE × TILE.
+
+    photo:         (H, W, 3) RGB, the photograph the maps were made of
+    caption:       the photograph's caption (the class explained and its score)
+    channel_order: the network's, for signed images ("BGR" for Caffe models)
+    """
+
+    def __init__(self, photo, caption, channel_order="RGB"):
+        self.photo = photo
+        self.channel_order = channel_order
+        self.tiles, self.captions = [], []
+        self.add(caption, photo)
+
+    def add(self, caption, picture):
+        """A picture (a class model, say) as the next tile."""
+        self.tiles.append(fit_tile(picture))
+        self.captions.append(caption)
+
+    def add_map(self, caption, saliency_map, display, percentile=None):
+        """A method's map in the photograph's pixels as the next tile: a signed image's "all"
+        part, else the map over the photograph or grey, as ``display`` says."""
+        percentile = display.saturation(percentile)
+        if np.ndim(saliency_map) == 3:
+            picture = signed(saliency_map, self.channel_order, percentile)["all"]
+        elif display.over_photo:
+            picture = overlay(self.photo, saliency_map, percentile=percentile)
+        else:
+            picture = grey(saliency_map, percentile)
+        self.add(caption, picture)
+
+    def add_box(self, caption, box):
+        """The photograph with a half-open box (x0, y0, x1, y1) drawn, as the next tile."""
+        self.add(caption, draw_box(self.photo, box))
+
+    def picture(self, columns=5) -> np.ndarray:
+        """The figure: ``columns`` tiles per row."""
+        return grid(self.tiles, self.captions, columns=columns)

@@ -61,7 +61,8 @@ def image_blob_of(net, input_blob=None) -> str:
     return images[0]
 
 
-def trace_rules(net, image, class_index=None, score_blob=None, *, input_blob=None, rules=RULES) -> dict:
+def trace_rules(net, image, class_index=None, score_blob=None, *, input_blob=None,
+                rules=tuple(RULES)) -> dict:
     """Trace the diff of ``class_index``'s score from ``score_blob`` to the image, once per rule.
 
     net: a ``Net`` (its ``debug_info`` is switched on for the call, then restored)

@@ -12,9 +12,13 @@
     Localizer(net, preset).localize(photo, top_k=5)      Simonyan et al. §3.1
 
 ``data`` is the (N, C, H, W) input blob (``caffe_port.preprocess`` makes it from photographs).
+Every method but ClassModel is an ``Attribution``: ``attribute`` is written once (base.py) and
+each method supplies only ``maps(data, classes)`` — the Net client ``Method`` resolves the
+classes, or, for SmoothGrad and IntegratedGradients (``Wrapper``), the method they wrap.
 """
-from caffe_port.methods.base import (GradientMethod, Method, Targets, find_input_blob,
-                                     find_score_blob, reduce_channels, resolve_targets)
+from caffe_port.methods.base import (Attribution, GradientMethod, Method, Targets, Wrapper, as_batch,
+                                     find_input_blob, find_score_blob, reduce_channels,
+                                     resolve_targets)
 from caffe_port.methods.cam import CAM, CAMFamily, cam_structure, upsample
 from caffe_port.methods.classmodel import ClassModel, ClassModelResult
 from caffe_port.methods.deconvnet import Deconvnet
@@ -25,8 +29,8 @@ from caffe_port.methods.localize import Localization, Localizer, grabcut_mask, l
 from caffe_port.methods.saliency import Saliency
 from caffe_port.methods.smoothgrad import SmoothGrad
 
-__all__ = ["Method", "GradientMethod", "Targets", "find_score_blob", "find_input_blob",
-           "reduce_channels", "resolve_targets", "Saliency", "Deconvnet", "GuidedBackprop",
-           "CAMFamily", "CAM", "cam_structure", "upsample", "GradCAM", "GuidedGradCAM",
-           "last_spatial_blob", "SmoothGrad", "IntegratedGradients", "ClassModel",
+__all__ = ["Attribution", "Method", "GradientMethod", "Wrapper", "Targets", "as_batch",
+           "find_score_blob", "find_input_blob", "reduce_channels", "resolve_targets", "Saliency",
+           "Deconvnet", "GuidedBackprop", "CAMFamily", "CAM", "cam_structure", "upsample", "GradCAM",
+           "GuidedGradCAM", "last_spatial_blob", "SmoothGrad", "IntegratedGradients", "ClassModel",
            "ClassModelResult", "Localizer", "Localization", "grabcut_mask", "localize_from_saliency"]

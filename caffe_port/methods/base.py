@@ -13,14 +13,21 @@ Classes: ``target`` is an int, a class name, one class per image (N,), or K per 
 stacked diffs of ``Net.backward``). Results are (N, ...) for a single target per image and
 (K, N, ...) when ``top_k`` or a (K, N) target is given; after a call, ``classes_`` and
 ``scores_`` hold the (K, N) class indices and scores used.
+
+The classes: ``Attribution`` (``attribute``, written once; each method supplies ``maps``),
+``Method`` (the Net client: forward, targets, backward), ``GradientMethod`` (input gradients under
+a ReLU rule: Saliency, Deconvnet, GuidedBackprop) and ``Wrapper`` (a method over another:
+SmoothGrad, IntegratedGradients). The CAM family is in cam.py.
 """
 from __future__ import annotations
 
 import difflib
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
 
+from caffe_port import imagenet
 from caffe_port.errors import InputError, ShapeError
 
 SOFTMAX_OPS = ("Softmax", "LogSoftmax")
@@ -66,7 +73,6 @@ def find_input_blob(net, input_blob=None) -> str:
 
 def imagenet_labels():
     """The 1000 ILSVRC-2012 class names, in class-index order (caffe_port/data)."""
-    from caffe_port import imagenet
     return list(imagenet.class_names())
 
 
@@ -76,7 +82,6 @@ def class_index(name, labels) -> int:
     if labels is None:
         raise InputError(f"class {name!r} given by name, but the net has no class names: "
                          f"pass labels= (a list of names) or a class index")
-    from caffe_port import imagenet
     if len(labels) == imagenet.NUM_CLASSES and tuple(labels) == imagenet.class_names():
         return imagenet.class_index(name)       # also WordNet ids, and ambiguity reported
     wanted = name.strip().lower()
@@ -131,12 +136,13 @@ def resolve_targets(scores, target=None, top_k=None, labels=None) -> Targets:
                                  f"class, one per image (N,), or K per image (K, N)")
         classes = np.empty(grid.shape, dtype=np.int64)
         for idx, c in np.ndenumerate(grid):
-            classes[idx] = _one_class(c, num_classes, labels)
+            classes[idx] = one_class(c, num_classes, labels)
     classes = np.asarray(classes, dtype=np.int64)
     return Targets(classes, np.take_along_axis(scores.T, classes, axis=0), stacked)
 
 
-def _one_class(c, num_classes, labels):
+def one_class(c, num_classes, labels) -> int:
+    """One class given as an index or a name → its index, checked against ``num_classes``."""
     if isinstance(c, str):
         return class_index(c, labels)
     if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
@@ -149,6 +155,13 @@ def _one_class(c, num_classes, labels):
 
 # --- channel reductions ----------------------------------------------------------------------------
 
+def check_reduction(reduction) -> str:
+    """``reduction`` if it is one of ``REDUCTIONS``; InputError naming them otherwise."""
+    if reduction not in REDUCTIONS:
+        raise InputError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+    return reduction
+
+
 def reduce_channels(grad, reduction):
     """(..., C, H, W) gradients → a map. Simonyan's saliency is "max":
 
@@ -158,6 +171,7 @@ def reduce_channels(grad, reduction):
         sum     M = Σ_c g_c                  (signed)
         signed  the gradient itself          ((…, C, H, W))
     """
+    check_reduction(reduction)
     if reduction == "max":
         return np.max(np.abs(grad), axis=-3)
     if reduction == "abs":
@@ -166,12 +180,67 @@ def reduce_channels(grad, reduction):
         return np.sqrt(np.sum(np.square(grad, dtype=np.float64), axis=-3)).astype(grad.dtype)
     if reduction == "sum":
         return np.sum(grad, axis=-3)
-    if reduction == "signed":
-        return grad
-    raise InputError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+    return grad                                     # "signed"
 
 
-# --- the base ----------------------------------------------------------------------------------------
+def as_batch(data) -> np.ndarray:
+    """Image data as a contiguous float32 (N, C, H, W) batch (one (C, H, W) image becomes N = 1)."""
+    data = np.asarray(data, dtype=np.float32)
+    if data.ndim == 3:
+        data = data[None]
+    if data.ndim != 4:
+        raise ShapeError(f"image data must be (N, C, H, W) (or one (C, H, W) image), got "
+                         f"shape {data.shape}")
+    if data.shape[0] == 0:
+        raise ShapeError("image data holds no images (N = 0)")
+    return np.ascontiguousarray(data)
+
+
+# --- what every method is ----------------------------------------------------------------------
+
+class Attribution(ABC):
+    """Maps of images for chosen classes: what every visualisation method is (Captum's
+    ``Attribution``). ``attribute`` is written here once; a method supplies
+
+        maps(data, classes)     (K, N, ...) maps for explicit (K, N) class indices
+        targets(data, ...)      the forward pass and the classes resolved (``Targets``)
+        release()               let the forward the net holds go
+
+    A ``Method`` gets ``targets``/``release`` from its Net, a ``Wrapper`` from the method it
+    wraps; only ``maps`` differs from one method to the next.
+    """
+
+    @abstractmethod
+    def maps(self, data, classes) -> np.ndarray:
+        """(K, N, ...) maps for explicit (K, N) classes."""
+
+    @abstractmethod
+    def targets(self, data, target=None, top_k=None) -> Targets:
+        """Forward the images and resolve ``target``/``top_k`` against their scores."""
+
+    @abstractmethod
+    def release(self):
+        """Forget which forward the net holds (the next call runs its own forward)."""
+
+    def targets_and_maps(self, data, target=None, top_k=None):
+        """(Targets, (K, N, ...) maps): the classes chosen and their maps, the K axis kept."""
+        data = as_batch(data)
+        try:
+            t = self.targets(data, target, top_k)
+            return t, self.maps(data, t.classes)
+        finally:
+            self.release()
+
+    def attribute(self, data, target=None, top_k=None) -> np.ndarray:
+        """Maps of the images for the chosen classes: (N, ...) for one class per image, (K, N, ...)
+        for ``top_k`` or a (K, N) ``target`` (module docstring). ``...`` is (H, W) for a map
+        reduced over channels, (C, H, W) for a signed image. Afterwards ``classes_`` and
+        ``scores_`` hold the (K, N) classes and scores used."""
+        t, maps = self.targets_and_maps(data, target, top_k)
+        return t.shape(maps)
+
+
+# --- the Net client ----------------------------------------------------------------------------
 
 class Method:
     """A Net, its image input and its score blob; forward/backward in chunks of the batch axis.
@@ -219,17 +288,6 @@ class Method:
 
     # --- data and chunks -------------------------------------------------------------------------
 
-    def _data(self, data):
-        data = np.asarray(data, dtype=np.float32)
-        if data.ndim == 3:
-            data = data[None]
-        if data.ndim != 4:
-            raise ShapeError(f"image data must be (N, C, H, W) (or one (C, H, W) image), got "
-                             f"shape {data.shape}")
-        if data.shape[0] == 0:
-            raise ShapeError("image data holds no images (N = 0)")
-        return np.ascontiguousarray(data)
-
     def _chunks(self, n):
         return [(start, min(start + self.batch_size, n)) for start in range(0, n, self.batch_size)]
 
@@ -253,7 +311,7 @@ class Method:
 
     def scores(self, data) -> np.ndarray:
         """The (N, classes) pre-softmax scores of the images."""
-        data = self._data(data)
+        data = as_batch(data)
         self._held = None
         return np.concatenate([self._forward(data, a, b) for a, b in self._chunks(len(data))])
 
@@ -281,7 +339,7 @@ class Method:
     def input_gradients(self, data, classes, rule="backprop"):
         """∂S_c/∂data for the (K, N) ``classes`` → (K, N, C, H, W) float32, under ``rule``
         ("backprop", "deconvnet" or "guided")."""
-        data = self._data(data)
+        data = as_batch(data)
         classes = np.asarray(classes, dtype=np.int64)
         out = np.empty((classes.shape[0],) + data.shape, dtype=np.float32)
         for a, b in self._chunks(len(data)):
@@ -290,7 +348,7 @@ class Method:
         return out
 
 
-class GradientMethod(Method):
+class GradientMethod(Method, Attribution):
     """Maps made from the input gradient under one ReLU rule, reduced over channels.
 
     reduction: see ``reduce_channels`` (each subclass has its own default)
@@ -300,9 +358,7 @@ class GradientMethod(Method):
 
     def __init__(self, net, *, reduction=None, **kwargs):
         super().__init__(net, **kwargs)
-        self.reduction = reduction if reduction is not None else self.default_reduction
-        if self.reduction not in REDUCTIONS:
-            raise InputError(f"unknown reduction {self.reduction!r}; choose one of {', '.join(REDUCTIONS)}")
+        self.reduction = check_reduction(reduction if reduction is not None else self.default_reduction)
 
     def gradients(self, data, classes):
         """Raw (K, N, C, H, W) gradients under this method's rule for explicit (K, N) classes."""
@@ -312,22 +368,23 @@ class GradientMethod(Method):
         """(K, N, ...) maps for explicit (K, N) classes (what SmoothGrad averages)."""
         return reduce_channels(self.gradients(data, classes), self.reduction)
 
-    def attribute(self, data, target=None, top_k=None):
-        """Maps of the images for the chosen classes: (N, ...) or (K, N, ...) (module docstring);
-        ... is (H, W) for a reduced map and (C, H, W) for "signed"."""
-        data = self._data(data)
-        try:
-            t = self.targets(data, target, top_k)
-            return t.shape(self.maps(data, t.classes))
-        finally:
-            self.release()
+
+def _of_the_wrapped(name):
+    """A read-only attribute that a Wrapper reads from the method it wraps."""
+    return property(lambda self: getattr(self.method, name), doc=f"The wrapped method's ``{name}``.")
 
 
-class Wrapper:
-    """A method over another method (SmoothGrad, Integrated Gradients): the wrapped one runs the
-    net and resolves classes; the wrapper only changes ``maps``."""
+class Wrapper(Attribution):
+    """A method over another method (SmoothGrad, Integrated Gradients, as Captum's NoiseTunnel):
+    the wrapped one runs the net and resolves the classes; the wrapper only changes ``maps``."""
 
-    method: Method
+    num_classes = _of_the_wrapped("num_classes")
+    labels = _of_the_wrapped("labels")
+    classes_ = _of_the_wrapped("classes_")
+    scores_ = _of_the_wrapped("scores_")
+
+    def __init__(self, method):
+        self.method = method
 
     def targets(self, data, target=None, top_k=None) -> Targets:
         return self.method.targets(data, target, top_k)
@@ -335,28 +392,5 @@ class Wrapper:
     def release(self):
         self.method.release()
 
-    def _data(self, data):
-        return self.method._data(data)
-
     def class_name(self, index) -> str:
         return self.method.class_name(index)
-
-    @property
-    def classes_(self):
-        return self.method.classes_
-
-    @property
-    def scores_(self):
-        return self.method.scores_
-
-    def maps(self, data, classes):
-        raise NotImplementedError
-
-    def attribute(self, data, target=None, top_k=None):
-        """Maps: (N, ...) or (K, N, ...), as the wrapped method's ``attribute``."""
-        data = self._data(data)
-        try:
-            t = self.targets(data, target, top_k)
-            return t.shape(self.maps(data, t.classes))
-        finally:
-            self.release()

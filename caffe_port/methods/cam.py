@@ -15,10 +15,12 @@ On a GAP → linear network ∂S_c/∂A_k(i,j) = w_ck / (h·w), so Grad-CAM = Re
 """
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 
 from caffe_port.errors import InputError
-from caffe_port.methods.base import Method
+from caffe_port.methods.base import Attribution, Method, as_batch
 
 # layers that pass a blob through unchanged in value (only its shape may change)
 PASS_THROUGH = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -39,8 +41,8 @@ def upsample(maps, size, interpolation="linear"):
     return out.reshape(maps.shape[:-2] + (height, width))
 
 
-class CAMFamily(Method):
-    """Shared mechanism; subclasses give ``channel_weights`` (and ``relu``).
+class CAMFamily(Method, Attribution):
+    """Shared mechanism; subclasses give ``default_layer`` and ``channel_weights`` (and ``relu``).
 
     layer:    the feature blob A (default: chosen by the subclass)
     upsample: "linear" (default), "cubic", "nearest", or None to keep the layer's h×w
@@ -65,17 +67,18 @@ class CAMFamily(Method):
             self._layer = self.default_layer()
         return self._layer
 
-    def default_layer(self):
-        raise NotImplementedError
+    @abstractmethod
+    def default_layer(self) -> str:
+        """The feature blob A when ``layer`` is not given."""
 
-    def channel_weights(self, features, classes, n):
+    @abstractmethod
+    def channel_weights(self, features, classes, n) -> np.ndarray:
         """(K, n, C) weights α for the chunk whose forward the net holds; ``features`` is the
         layer's (n, C, h, w) data, ``classes`` the chunk's (K, n) class indices."""
-        raise NotImplementedError
 
     def maps(self, data, classes):
         """(K, N, H, W) maps (or (K, N, h, w) with upsample=None) for explicit (K, N) classes."""
-        data = self._data(data)
+        data = as_batch(data)
         classes = np.asarray(classes, dtype=np.int64)
         out = None
         for a, b in self._chunks(len(data)):
@@ -94,15 +97,6 @@ class CAMFamily(Method):
                 out = np.empty((classes.shape[0], len(data)) + cam.shape[2:], dtype=np.float32)
             out[:, a:b] = cam
         return out
-
-    def attribute(self, data, target=None, top_k=None):
-        """Maps (N, H, W), or (K, N, H, W) for top_k / (K, N) targets."""
-        data = self._data(data)
-        try:
-            t = self.targets(data, target, top_k)
-            return t.shape(self.maps(data, t.classes))
-        finally:
-            self.release()
 
 
 # --- finding GAP → linear ---------------------------------------------------------------------------

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe_port.errors import InputError
-from caffe_port.methods.base import Method, _one_class, class_index
+from caffe_port.methods.base import Method, class_index, one_class
+from caffe_port.preprocess import preset as get_preset
 
 
 @dataclass
@@ -53,7 +54,6 @@ class ClassModel(Method):
     def __init__(self, net, preset=None, **kwargs):
         super().__init__(net, **kwargs)
         if preset is not None:
-            from caffe_port.preprocess import preset as get_preset
             preset = get_preset(preset)
         self.preset = preset
 
@@ -78,7 +78,7 @@ class ClassModel(Method):
         if not targets:
             raise InputError("target names no class")
         n = self.num_classes
-        return np.array([class_index(c, self.labels) if isinstance(c, str) else _one_class(c, n, None)
+        return np.array([class_index(c, self.labels) if isinstance(c, str) else one_class(c, n, None)
                          for c in targets], dtype=np.int64)
 
     def generate(self, target, *, iterations=200, lr=1.0, weight_decay=1e-4, lr_step=0, gamma=0.5,

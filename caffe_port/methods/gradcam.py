@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.errors import InputError
-from caffe_port.methods.base import REDUCTIONS, reduce_channels
+from caffe_port.methods.base import as_batch, check_reduction, reduce_channels
 from caffe_port.methods.cam import CAMFamily, ancestors
 
 
@@ -53,12 +53,10 @@ class GuidedGradCAM(GradCAM):
         if upsample is None:
             raise InputError("guided Grad-CAM multiplies at image resolution: upsample cannot be None")
         super().__init__(net, layer, upsample=upsample, **kwargs)
-        if reduction not in REDUCTIONS:
-            raise InputError(f"unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}")
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction)
 
     def maps(self, data, classes):
-        data = self._data(data)
+        data = as_batch(data)
         cam = super().maps(data, classes)
         guided = self.input_gradients(data, classes, "guided")
         return reduce_channels(guided * cam[:, :, None], self.reduction)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
-from caffe_port.methods.base import GradientMethod, Wrapper, reduce_channels
+from caffe_port.methods.base import GradientMethod, Wrapper, as_batch, reduce_channels
 
 
 class IntegratedGradients(Wrapper):
@@ -39,7 +39,7 @@ class IntegratedGradients(Wrapper):
             method = GradientMethod(method)
         if not isinstance(steps, (int, np.integer)) or steps < 1:
             raise InputError(f"steps must be a positive int, got {steps!r}")
-        self.method = method
+        super().__init__(method)
         self.steps = int(steps)
         self.baseline = baseline
 
@@ -55,7 +55,7 @@ class IntegratedGradients(Wrapper):
     def attributions(self, data, classes):
         """(K, N, C, H, W) per-channel attributions for explicit (K, N) classes (before reduction)."""
         m = self.method
-        data = m._data(data)
+        data = as_batch(data)
         classes = np.asarray(classes, dtype=np.int64)
         baselines = self._baselines(data)
         alphas = ((np.arange(self.steps, dtype=np.float64) + 0.5) / self.steps).astype(np.float32)

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
+from caffe_port.methods.saliency import Saliency
+from caffe_port.preprocess import as_rgb
+from caffe_port.preprocess import preset as get_preset
 
 MAX_SIDE = 1024
 
@@ -54,7 +57,6 @@ def grabcut_mask(image, saliency, *, foreground_quantile=0.95, background_quanti
     valid: (H, W) bool, the pixels whose saliency is known (default: all)
     """
     cv2 = _cv2()
-    from caffe_port.preprocess import as_rgb
     image = as_rgb(image)
     saliency = np.asarray(saliency, dtype=np.float32)
     if saliency.shape != image.shape[:2]:
@@ -120,9 +122,7 @@ class Localizer:
     """
 
     def __init__(self, method, preset, **options):
-        from caffe_port.preprocess import preset as get_preset
         if not hasattr(method, "maps"):
-            from caffe_port.methods.saliency import Saliency
             method = Saliency(method)
         self.method = method
         self.preset = get_preset(preset)
@@ -130,15 +130,10 @@ class Localizer:
 
     def localize(self, image, target=None, top_k=None):
         """A list of Localization, one per class (the top-1 by default)."""
-        from caffe_port.preprocess import as_rgb
         image = as_rgb(image)
         m = self.method
-        data = self.preset.preprocess(image)
-        try:
-            t = m.targets(data, target, top_k)
-            maps = m.maps(data, t.classes)[:, 0]
-        finally:
-            m.release()
+        t, maps = m.targets_and_maps(self.preset.preprocess(image), target, top_k)
+        maps = maps[:, 0]                       # (K, ...): the one photograph's
         if maps.ndim != 3:
             raise InputError(f"localisation needs one saliency value per pixel; the method gives "
                              f"maps of shape {maps.shape[1:]} (use a channel reduction, e.g. 'max')")

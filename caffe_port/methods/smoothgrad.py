@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.errors import InputError
-from caffe_port.methods.base import Wrapper
+from caffe_port.methods.base import Wrapper, as_batch
+from caffe_port.methods.saliency import Saliency
 
 
 class SmoothGrad(Wrapper):
@@ -25,13 +26,12 @@ class SmoothGrad(Wrapper):
 
     def __init__(self, method, *, samples=50, noise=0.15, seed=0):
         if not hasattr(method, "maps"):
-            from caffe_port.methods.saliency import Saliency
             method = Saliency(method)
         if not isinstance(samples, (int, np.integer)) or samples < 1:
             raise InputError(f"samples must be a positive int, got {samples!r}")
         if not np.isfinite(noise) or noise < 0:
             raise InputError(f"noise must be a non-negative fraction of the input range, got {noise!r}")
-        self.method = method
+        super().__init__(method)
         self.samples = int(samples)
         self.noise = float(noise)
         self.seed = seed
@@ -39,7 +39,7 @@ class SmoothGrad(Wrapper):
     def maps(self, data, classes):
         """(K, N, ...) smoothed maps for explicit (K, N) classes."""
         m = self.method
-        data = m._data(data)
+        data = as_batch(data)
         classes = np.asarray(classes, dtype=np.int64)
         rng = np.random.default_rng(self.seed)
         out = None

@@ -1,7 +1,7 @@
 """pycaffe's ``caffe.Net`` over caffe_port's engine, in Caffe's names and with Caffe's buffers.
 
 The engine (``caffe_port.net.Net``) works on ONNX tensors; this shell shows the Caffe net the
-importer describes in the model's ``caffe_port.caffe`` metadata (``models/caffe_import``):
+importer describes in the model's ``caffe_port.caffe`` metadata (``models/caffe_net``):
 Caffe layers (each one or more ONNX nodes, or none for Input), Caffe blobs (each a chain of
 tensor versions when in-place layers rewrite it: ``conv1@conv1`` → ``conv1``) and Caffe's param
 blobs (initializers ``<layer>#<i>`` in Caffe's shapes). A plain ONNX file is shown as one layer

@@ -137,3 +137,49 @@ def test_percentile_saturates_the_brightest_values():
     assert pictures["negative"].max() == 255 and np.count_nonzero(pictures["negative"] > 200) > 1
     with pytest.raises(Exception, match="percentile"):
         render.grey(ramp, percentile=0)
+
+
+def test_fit_tile_and_upscale():
+    wide = np.random.default_rng(0).integers(0, 256, (100, 448, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(render.fit_tile(wide), cv2.resize(wide, (224, 50), interpolation=cv2.INTER_AREA))
+    small = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    big = render.fit_tile(small, size=8)
+    np.testing.assert_array_equal(big, np.repeat(np.repeat(small, 2, axis=0), 2, axis=1))   # nearest: pixels kept
+    np.testing.assert_array_equal(render.upscale(small, size=8), big)
+    assert render.upscale(wide) is wide                          # already as large: untouched
+
+
+def test_map_pictures_follow_the_display():
+    rng = np.random.default_rng(1)
+    photo = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    m = rng.random((6, 5))
+    gradient = render.map_pictures(m, photo, render.GRADIENT)
+    np.testing.assert_array_equal(gradient["grey"], render.grey(m, 99.5))
+    np.testing.assert_array_equal(gradient["overlay"], render.overlay(photo, m, percentile=99.5))
+    smooth = render.map_pictures(m, photo, render.SMOOTH)
+    np.testing.assert_array_equal(smooth["grey"], render.grey(m))
+    chosen = render.map_pictures(m, photo, render.SMOOTH, percentile=50)
+    np.testing.assert_array_equal(chosen["grey"], render.grey(m, 50))
+    g = rng.standard_normal((3, 6, 5))
+    parts = render.map_pictures(g, photo, render.GRADIENT, channel_order="BGR")
+    assert list(parts) == ["all", "positive", "negative"]
+    np.testing.assert_array_equal(parts["all"], render.signed(g, "BGR", 99.5)["all"])
+
+
+def test_method_grid_composes_fitted_tiles():
+    rng = np.random.default_rng(2)
+    photo = rng.integers(0, 256, (112, 150, 3), dtype=np.uint8)
+    m = rng.random((112, 150))
+    g = rng.standard_normal((3, 112, 150))
+    figure = render.MethodGrid(photo, "tabby (class 281), score 14.20", channel_order="BGR")
+    figure.add_map("saliency", m, render.GRADIENT)
+    figure.add_map("gradcam", m, render.SMOOTH)
+    figure.add_map("guided", g, render.GRADIENT, percentile=90)
+    figure.add_box("localisation (10, 20, 60, 80)", (10, 20, 60, 80))
+    expected = [photo, render.grey(m, 99.5), render.overlay(photo, m), render.signed(g, "BGR", 90)["all"],
+                render.draw_box(photo, (10, 20, 60, 80))]
+    assert len(figure.tiles) == len(expected) == len(figure.captions)
+    for tile, picture in zip(figure.tiles, expected):
+        np.testing.assert_array_equal(tile, render.fit_tile(picture))
+    assert figure.tiles[0].shape == (render.TILE * 112 // 150, render.TILE, 3)
+    np.testing.assert_array_equal(figure.picture(columns=3), render.grid(figure.tiles, figure.captions, columns=3))

@@ -1,0 +1,6 @@
+"""``python -m caffe_port.cli``: the ``caffe-port`` command."""
+import sys
+
+from caffe_port.cli import main
+
+sys.exit(main())

@@ -1,0 +1,34 @@
+"""main: every error caffe_port raises on purpose is one line on stderr and exit status 2."""
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+from caffe_port import __version__
+from caffe_port.cli import main
+from helpers.cli import error_line, run
+
+
+def test_errors_are_one_line(capsys, tmp_path, small_onnx, photo):
+    code, out, err = run(capsys, "saliency", str(tmp_path / "missing.jpg"), "--model", small_onnx)
+    assert code == 2 and "not found" in error_line(err)
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"not an image at all")
+    code, out, err = run(capsys, "saliency", str(garbage), "--model", small_onnx)
+    assert code == 2 and "not an image" in error_line(err)
+    code, out, err = run(capsys, "saliency", photo, "--model", small_onnx, "--class", "99")
+    assert code == 2 and "out of range" in error_line(err)
+    code, out, err = run(capsys, "classify", photo, "--model", str(tmp_path / "nope.onnx"))
+    assert code == 2 and "not found" in error_line(err)
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(open(small_onnx, "rb").read()[:1000])
+    code, out, err = run(capsys, "classify", photo, "--model", str(cut))
+    assert code == 2 and "cut.onnx" in error_line(err)
+
+
+def test_the_console_script_and_python_m_run_main():
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "caffe-port"]
+    assert script.load() is main
+    proc = subprocess.run([sys.executable, "-m", "caffe_port.cli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"caffe_port {__version__}"
+    proc = subprocess.run([sys.executable, "-m", "caffe_port.cli", "saliency"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "the following arguments are required: image" in proc.stderr
