@@ -107,7 +107,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
               "load_average_start": list(os.getloadavg()), "configs": [], "torch_peer_skipped": peer_skipped}
     log(f"sgemm {sgemm_size}² float32, {threads} thread(s)")
     result["sgemm"] = run_worker("sgemm", {"threads": threads, "size": sgemm_size,
-                                            "repeats": max(repeats, 3)}, threads)
+                                           "repeats": max(repeats, 3)}, threads)
     for model in models:
         for batch in batches:
             for dev in devices:
