@@ -23,8 +23,9 @@ import pytest
 from caffe_port import Net
 from caffe_port.models import builders
 from caffe_port.models.builders import logits_blob
-from caffe_port.torch_reference import TorchNet, reference_forward, reference_input_grad
+from caffe_port.bench.torch_peer import TorchNet
 from helpers.onnx_models import one_node_model, run_onnxruntime
+from helpers.torch_reference import reference_forward, reference_input_grad
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("skimage")

@@ -5,7 +5,7 @@ import pytest
 
 from caffe_port.models import builders
 from caffe_port.models.builders import caffe_pool_geometry, logits_blob
-from caffe_port.torch_reference import TorchNet
+from caffe_port.bench.torch_peer import TorchNet
 from helpers.onnx_models import one_node_model, run_onnxruntime
 
 # small versions: odd input sizes where Caffe's ceil pooling differs from floor

@@ -28,9 +28,10 @@ from caffe_port import Net
 from caffe_port.errors import ModelError
 from caffe_port.onnx_import import load_model
 from caffe_port.onnx_util import ir_for_opset
-from caffe_port.torch_reference import TorchNet, reference_input_grad
+from caffe_port.bench.torch_peer import TorchNet
 from helpers import zoo
 from helpers.onnx_models import run_onnxruntime
+from helpers.torch_reference import reference_input_grad
 
 torch = pytest.importorskip("torch")
 
