@@ -30,10 +30,15 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import onnx
+from onnx import numpy_helper
 
 from caffe_port.errors import InputError
 from caffe_port.kernels import REGISTRY, registry
 from caffe_port.kernels.relu import RULES
+from caffe_port.models.builders import BUILDERS
+from caffe_port.net import Net
+from caffe_port.onnx_import import load_model
 
 KINK = 1e-3     # skip a point whose second difference over 2h exceeds KINK · its gradient's scale
 FORMULAS = {"deconvnet": "max(g,0)", "guided": "max(g,0)·f'(x)"}
@@ -435,9 +440,6 @@ def _overrides(graph, backward_overrides):
 
 def _net_for_check(net_or_model, input_size, weights):
     """(Net, label) for ``net_or_model`` at ``input_size`` (None: as declared)."""
-    from caffe_port.net import Net
-    from caffe_port.onnx_import import load_model
-
     if isinstance(net_or_model, Net):
         if input_size is None:
             return net_or_model, net_or_model.graph.model.graph.name or "net"
@@ -458,7 +460,6 @@ def _net_for_check(net_or_model, input_size, weights):
 def _builder(spec):
     if not isinstance(spec, str):
         return None
-    from caffe_port.models.builders import BUILDERS
     return BUILDERS.get(spec)
 
 
@@ -484,9 +485,6 @@ def _pair(input_size):
 
 def _model_of(net):
     """The full ModelProto of a Net (its graph keeps large weights outside the proto)."""
-    import onnx
-    from onnx import numpy_helper
-
     model = onnx.ModelProto()
     model.CopyFrom(net.graph.model)
     del model.graph.initializer[:]

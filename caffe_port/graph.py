@@ -13,13 +13,12 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from caffe_port.errors import ModelError, UnsupportedOpError
+from caffe_port.errors import BlobError, ModelError, UnsupportedOpError
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_import import default_opset
+from caffe_port.onnx_util import SMALL_CONSTANT, default_opset, infer, shapes_of
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                onnx.TensorProto.BFLOAT16}
-SMALL_CONSTANT = 1024   # constants up to this size stay in the shape-inference skeleton (shapes, axes)
 
 
 @dataclass
@@ -131,7 +130,7 @@ class Graph:
         for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
             if vi.type.HasField("tensor_type") and vi.type.tensor_type.elem_type:
                 types.setdefault(vi.name, int(vi.type.tensor_type.elem_type))
-        self._static_shapes = _shapes_of(inferred)
+        self._static_shapes = shapes_of(inferred)
         return types
 
     def is_float(self, name) -> bool:
@@ -197,7 +196,6 @@ class Graph:
             return self.by_name[name]
         if name in self.producer:
             return self.producer[name]
-        from caffe_port.errors import BlobError
         raise BlobError(f"unknown {what} {name!r}: it is neither a node nor a blob of this net")
 
     # --- shapes ----------------------------------------------------------------------------------
@@ -205,7 +203,7 @@ class Graph:
     def shapes(self, input_shapes: dict) -> dict:
         """Concrete shape of every tensor for the given input shapes (None where unknown)."""
         inferred = infer(self.model, input_shapes)
-        shapes = _shapes_of(inferred)
+        shapes = shapes_of(inferred)
         for name, value in self.constants.items():
             shapes[name] = tuple(value.shape)
         shapes.update({k: tuple(v) for k, v in input_shapes.items()})
@@ -242,55 +240,3 @@ def _static_except_batch(shape):
     if shape is None:
         return False
     return all(isinstance(d, int) or k == 0 for k, d in enumerate(shape))
-
-
-def _shapes_of(model):
-    shapes = {}
-    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
-        if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
-            continue
-        shape = []
-        for d in vi.type.tensor_type.shape.dim:
-            shape.append(int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None))
-        shapes[vi.name] = tuple(shape)
-    return shapes
-
-
-def skeleton(model: onnx.ModelProto, input_shapes: dict | None):
-    """The model without its large weights (typed inputs stand in for them), for shape inference."""
-    g = model.graph
-    sk = onnx.ModelProto()
-    sk.ir_version = model.ir_version
-    sk.opset_import.extend(model.opset_import)
-    graph = sk.graph
-    graph.name = g.name
-    graph.node.extend(g.node)
-    graph.output.extend(helper.make_empty_tensor_value_info(o.name) for o in g.output)
-    init_names = {t.name for t in g.initializer}
-    for vi in g.input:
-        if vi.name in init_names:
-            continue
-        new = onnx.ValueInfoProto()
-        new.CopyFrom(vi)
-        if input_shapes and vi.name in input_shapes:
-            dims = new.type.tensor_type.shape.dim
-            for d, value in zip(dims, input_shapes[vi.name]):
-                d.Clear()
-                d.dim_value = int(value)
-        graph.input.append(new)
-    for t in g.initializer:
-        size = int(np.prod(t.dims)) if len(t.dims) else 1
-        if size <= SMALL_CONSTANT:
-            graph.initializer.append(t)
-        else:
-            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
-    return sk
-
-
-def infer(model, input_shapes):
-    sk = skeleton(model, input_shapes)
-    try:
-        return onnx.shape_inference.infer_shapes(sk, strict_mode=False, data_prop=True)
-    except Exception:
-        # inference gave up somewhere: what it could not infer is fetched from the forward pass
-        return sk

@@ -19,109 +19,26 @@ Unlike Caffe, data diffs are computed without ``force_backward``, and weight dif
 """
 from __future__ import annotations
 
-import logging
-import sys
 import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
 from caffe_port import backend
+from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
+from caffe_port.debug_info import backward_observer, ensure_handler, forward_records
 from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
 from caffe_port.graph import Graph
-from caffe_port.kernels import REGISTRY
 from caffe_port.kernels.jit import announce_compilation
 from caffe_port.kernels.relu import RULES
 from caffe_port.onnx_import import load_model
 from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
 
-log = logging.getLogger("caffe_port.debug_info")
 KEEP = ("backward", "all")
 # which inputs of a layer are its learnable parameters, for net.params (others: float constants)
 PARAM_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
                 "BatchNormalization": (1, 2, 3, 4), "PRelu": (1,), "InstanceNormalization": (1, 2)}
-
-
-class Blob:
-    """A named blob with ``data`` (forward value) and ``diff`` (its gradient), as in pycaffe."""
-
-    def __init__(self, net, name):
-        self._net = net
-        self.name = name
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._net._blob_data(self.name)
-
-    @data.setter
-    def data(self, value):
-        self.data[...] = fit_array(value, self.data.shape, self.name, "data")
-
-    @property
-    def diff(self) -> np.ndarray:
-        return self._net._blob_diff(self.name)
-
-    @diff.setter
-    def diff(self, value):
-        self._net._set_diff(self.name, value)
-
-    @property
-    def shape(self):
-        return tuple(self._net._blob_shape(self.name))
-
-    @property
-    def count(self):
-        return int(np.prod(self.shape)) if self.shape else 1
-
-    @property
-    def num(self):
-        return self.shape[0]
-
-    @property
-    def channels(self):
-        return self.shape[1]
-
-    @property
-    def height(self):
-        return self.shape[2]
-
-    @property
-    def width(self):
-        return self.shape[3]
-
-    def reshape(self, *shape):
-        self._net._reshape_input(self.name, tuple(int(s) for s in shape))
-
-    def __repr__(self):
-        try:
-            shape = self.shape
-        except CaffePortError:
-            shape = "?"
-        return f"<Blob {self.name!r} {shape}>"
-
-
-class ParamBlob(Blob):
-    """A weight blob: its data is the array the backward kernels read; writing into it is net surgery."""
-
-    def __init__(self, net, name):
-        super().__init__(net, name)
-
-    @property
-    def data(self):
-        return self._net._param_data(self.name)
-
-    @data.setter
-    def data(self, value):
-        self.data[...] = fit_array(value, self.data.shape, self.name, "data")
-
-    @property
-    def diff(self):
-        raise BlobError(f"caffe_port computes no weight diffs (param {self.name!r}); only blob diffs")
-
-    @property
-    def shape(self):
-        return tuple(self._net.graph.constants[self.name].shape)
 
 
 class _Blobs(Mapping):
@@ -160,7 +77,8 @@ class _Params(Mapping):
                      if name in graph.constants and np.issubdtype(graph.constants[name].dtype, np.floating)
                      and (k in positions if positions is not None else (k > 0 and graph.constants[name].size > 1))]
             if names:
-                self._layers[node.name] = [ParamBlob(net, n) for n in names]
+                self._layers[node.name] = [ParamBlob(net, n, f"net.params[{node.name!r}][{i}]")
+                                           for i, n in enumerate(names)]
 
     def __getitem__(self, layer):
         if layer not in self._layers:
@@ -220,7 +138,7 @@ class Net:
         self.debug_info = bool(debug_info)
         self.trace = []              # debug_info records of the last forward and backward
         if self.debug_info:
-            _ensure_debug_handler()
+            ensure_handler()
         self.blobs = _Blobs(self)
         self.params = _Params(self)
         for name in self.inputs:
@@ -281,7 +199,7 @@ class Net:
         self._shapes.update(self.backend.shapes())   # the truth beats inference
         self._unkept_diffs.clear()
         if self.debug_info:
-            self._trace_forward(self.graph.nodes[start_idx:end_idx + 1])
+            self.trace = forward_records(self.graph, self.graph.nodes[start_idx:end_idx + 1], self._data)
         if end is None:
             result = {o: self._data[o] for o in self.outputs if o in self._data}
         else:
@@ -345,7 +263,7 @@ class Net:
         observer = None
         if self.debug_info:
             self.trace = [r for r in self.trace if r["phase"] == "forward"]
-            observer = self._trace_backward(rule)
+            observer = backward_observer(self.trace, rule)
         result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes, rule=rule,
                       keep=keep, observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
@@ -496,6 +414,9 @@ class Net:
 
     # --- params (net surgery) --------------------------------------------------------------------
 
+    def _param_shape(self, name):
+        return self.graph.constants[name].shape
+
     def _param_data(self, name):
         value = self.graph.constants[name]
         if name not in self._param_snapshots:
@@ -510,34 +431,6 @@ class Net:
             self.backend.forget([self.graph.constants[n] for n in changed])
             for n in changed:
                 self._param_snapshots[n] = self.graph.constants[n].copy()
-
-    # --- debug_info ------------------------------------------------------------------------------
-
-    def _trace_forward(self, nodes):
-        self.trace = []
-        for node in nodes:
-            for top in node.outputs:
-                if top and top in self._data and self.graph.is_float(top):
-                    value = float(np.mean(np.abs(self._data[top]))) if self._data[top].size else 0.0
-                    self.trace.append({"phase": "forward", "layer": node.name, "type": node.op_type,
-                                       "blob": top, "what": "data", "mean_abs": value})
-                    log.info("    [Forward] Layer %s, top blob %s data: %g", node.name, top, value)
-
-    def _trace_backward(self, rule):
-        def observe(node, top_diff, bottom_diff):
-            relu = REGISTRY[node.op_type].relu_family
-            for name, d in zip(node.inputs, bottom_diff):
-                if d is None or not name:
-                    continue
-                value = float(np.mean(np.abs(d))) if d.size else 0.0
-                record = {"phase": "backward", "layer": node.name, "type": node.op_type, "blob": name,
-                          "what": "diff", "mean_abs": value, "rule": rule}
-                if relu:
-                    arriving = int(np.count_nonzero(top_diff[0]))
-                    record["pass_fraction"] = (int(np.count_nonzero(d)) / arriving) if arriving else 0.0
-                self.trace.append(record)
-                log.info("    [Backward] Layer %s, bottom blob %s diff: %g", node.name, name, value)
-        return observe
 
     # --- conveniences ----------------------------------------------------------------------------
 
@@ -560,33 +453,3 @@ def available_memory():
     except OSError:
         pass
     return None
-
-
-def _ensure_debug_handler():
-    """debug_info prints to stderr as Caffe's glog does, unless the application set up logging."""
-    if not log.handlers and not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        log.addHandler(handler)
-    if log.level == logging.NOTSET or log.level > logging.INFO:
-        log.setLevel(logging.INFO)
-
-
-def fit_array(value, shape, name, what="array"):
-    """Accept an array of the blob's shape, or of the same size (Caffe code reshapes freely)."""
-    value = np.asarray(value, dtype=np.float32)
-    if value.shape == tuple(shape):
-        return value
-    if value.size == int(np.prod(shape)):
-        return value.reshape(shape)
-    try:
-        return np.broadcast_to(value, shape)
-    except ValueError:
-        raise ShapeError(f"a {what} of shape {value.shape} does not fit blob {name!r} of shape "
-                         f"{tuple(shape)}") from None
-
-
-def suggest(name, names):
-    import difflib
-    close = difflib.get_close_matches(str(name), [str(n) for n in names], n=3)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""

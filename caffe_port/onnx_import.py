@@ -32,10 +32,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, version_converter
+from onnx.reference import ReferenceEvaluator
 
 from caffe_port.errors import ModelError
-from caffe_port.onnx_util import MAX_IR_VERSION
+from caffe_port.models import caffe_net, efficientnet_lite
+from caffe_port.onnx_util import MAX_IR_VERSION, default_opset, skeleton
 
 EMBEDDED = ("efficientnet-lite0",)
 MIN_OPSET = 7
@@ -55,11 +57,9 @@ def load_model(model, weights=None) -> onnx.ModelProto:
     elif isinstance(model, (str, os.PathLike)):
         name = os.fspath(model)
         if name in EMBEDDED:
-            from caffe_port.models import efficientnet_lite
             return normalise(efficientnet_lite.efficientnet_lite0())
         path = Path(name)
         if path.suffix.lower() == ".prototxt":
-            from caffe_port.models import caffe_net
             return normalise(caffe_net.caffe_to_onnx(path, weights))
         if not path.exists():
             hint = f" (embedded models: {', '.join(EMBEDDED)})" if not path.suffix else ""
@@ -90,13 +90,6 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     return proto
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    for imp in model.opset_import:
-        if imp.domain in ("", "ai.onnx"):
-            return int(imp.version)
-    return 1
-
-
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
     model = _copy(model)
     # first, so that the converter sees every initializer even where an IR-3 file forgot to list one
@@ -117,7 +110,6 @@ def _copy(model):
 
 
 def _upgrade(model):
-    from onnx import version_converter
     before = default_opset(model)
     # the converter's adapters want every dimension fixed: symbolic ones are pinned to 1 for it and
     # the graph's declarations restored afterwards (its value_info, inferred with the pins, goes)
@@ -284,7 +276,6 @@ def _copy_node(node):
 def _ranks(model):
     """Tensor name → rank, from ONNX shape inference on the graph without its weights (opset 6
     schemas infer what these nets use; a node they cannot infer leaves its outputs out)."""
-    from caffe_port.graph import skeleton
     light = skeleton(model, None)
     light.ir_version = max(light.ir_version, 4)   # IR 3 would ignore initializers that are not inputs
     inferred = onnx.shape_inference.infer_shapes(light, strict_mode=False)
@@ -364,7 +355,6 @@ def _fold_constants(model):
 
 
 def _evaluate(node, initializers, values, opset):
-    from onnx.reference import ReferenceEvaluator
     feeds = {}
     for name in node.input:
         if not name:

@@ -6,6 +6,15 @@ import onnx
 from onnx import helper, numpy_helper
 
 MAX_IR_VERSION = 10   # onnx >= 1.23 stamps IR 14 by default, which ONNX Runtime refuses
+SMALL_CONSTANT = 1024   # constants up to this size stay in the shape-inference skeleton (shapes, axes)
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's default-domain (ai.onnx) opset version."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    return 1
 
 
 def ir_for_opset(opset: int) -> int:
@@ -33,3 +42,58 @@ def tensor_value_info(name, array_or_shape, dtype=np.float32):
 
 def initializer(name, array):
     return numpy_helper.from_array(np.asarray(array), name)
+
+
+# --- shape inference without the weights ---------------------------------------------------------
+
+def shapes_of(model):
+    """Tensor name → shape (ints, dim_param strings or None) from a model's value infos."""
+    shapes = {}
+    for vi in list(model.graph.input) + list(model.graph.value_info) + list(model.graph.output):
+        if not vi.type.HasField("tensor_type") or not vi.type.tensor_type.HasField("shape"):
+            continue
+        shape = []
+        for d in vi.type.tensor_type.shape.dim:
+            shape.append(int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or None))
+        shapes[vi.name] = tuple(shape)
+    return shapes
+
+
+def skeleton(model: onnx.ModelProto, input_shapes: dict | None):
+    """The model without its large weights (typed inputs stand in for them), for shape inference."""
+    g = model.graph
+    sk = onnx.ModelProto()
+    sk.ir_version = model.ir_version
+    sk.opset_import.extend(model.opset_import)
+    graph = sk.graph
+    graph.name = g.name
+    graph.node.extend(g.node)
+    graph.output.extend(helper.make_empty_tensor_value_info(o.name) for o in g.output)
+    init_names = {t.name for t in g.initializer}
+    for vi in g.input:
+        if vi.name in init_names:
+            continue
+        new = onnx.ValueInfoProto()
+        new.CopyFrom(vi)
+        if input_shapes and vi.name in input_shapes:
+            dims = new.type.tensor_type.shape.dim
+            for d, value in zip(dims, input_shapes[vi.name]):
+                d.Clear()
+                d.dim_value = int(value)
+        graph.input.append(new)
+    for t in g.initializer:
+        size = int(np.prod(t.dims)) if len(t.dims) else 1
+        if size <= SMALL_CONSTANT:
+            graph.initializer.append(t)
+        else:
+            graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return sk
+
+
+def infer(model, input_shapes):
+    sk = skeleton(model, input_shapes)
+    try:
+        return onnx.shape_inference.infer_shapes(sk, strict_mode=False, data_prop=True)
+    except Exception:
+        # inference gave up somewhere: what it could not infer is fetched from the forward pass
+        return sk

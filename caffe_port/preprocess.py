@@ -41,21 +41,17 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from caffe_port.errors import InputError, ModelError, ShapeError
+from caffe_port.models import efficientnet_lite
 
 INTERPOLATIONS = ("nearest", "linear", "cubic", "area", "lanczos")
 MAX_SIDE = 2048
 
 
-def _cv2():
-    import cv2
-    return cv2
-
-
 def _cv2_flag(interpolation):
-    cv2 = _cv2()
     return {"nearest": cv2.INTER_NEAREST, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC,
             "area": cv2.INTER_AREA, "lanczos": cv2.INTER_LANCZOS4}[interpolation]
 
@@ -64,7 +60,6 @@ def _cv2_flag(interpolation):
 
 def load_image(path) -> np.ndarray:
     """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``."""
-    cv2 = _cv2()
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: image file not found")
@@ -164,7 +159,6 @@ class Geometry:
         Each original pixel takes the crop's value at its own centre (bilinear by default), the
         inverse of the resize-and-crop; pixels whose centre the crop does not contain get 0.
         """
-        cv2 = _cv2()
         maps = np.asarray(maps, dtype=np.float32)
         if maps.ndim < 2 or tuple(maps.shape[-2:]) != tuple(self.size):
             raise ShapeError(f"a map of shape {maps.shape} does not fit the network's "
@@ -263,7 +257,6 @@ class Preset:
     # --- images → data ---------------------------------------------------------------------------
 
     def _resized(self, image):
-        cv2 = _cv2()
         h0, w0 = image.shape[:2]
         hr, wr = self._resized_size(h0, w0)
         if (hr, wr) == (h0, w0):
@@ -365,11 +358,6 @@ CAFFE_MEAN_BGR = (104.0, 117.0, 123.0)
 
 
 def _efficientnet_lite0():
-    try:
-        from caffe_port.models import efficientnet_lite
-    except ImportError:
-        raise ModelError("preset 'efficientnet-lite0' needs caffe_port.models.efficientnet_lite, "
-                         "which is not available") from None
     p = efficientnet_lite.PREPROCESS
     interpolation = str(p.get("interpolation", "linear")).lower()
     interpolation = next((name for name, word in (("cubic", "cubic"), ("area", "area"),

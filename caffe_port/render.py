@@ -29,17 +29,13 @@ import os
 import tempfile
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
 from caffe_port.preprocess import as_rgb
 
 OVERLAY_ALPHA = 0.5
-
-
-def _cv2():
-    import cv2
-    return cv2
 
 
 def _file_mode():
@@ -97,7 +93,6 @@ def _ceiling(values, percentile):
 def heatmap(saliency_map, percentile=100.0) -> np.ndarray:
     """(H, W) map → (H, W, 3) RGB uint8 through OpenCV's JET colour map, min–max normalised
     (``percentile`` as in ``grey``)."""
-    cv2 = _cv2()
     bgr = cv2.applyColorMap(grey(saliency_map, percentile), cv2.COLORMAP_JET)
     return np.ascontiguousarray(bgr[..., ::-1])
 
@@ -153,7 +148,6 @@ def signed(gradient, channel_order="RGB", percentile=100.0) -> dict:
 
 def draw_box(image, box, colour=(0, 255, 0), thickness=2, label=None) -> np.ndarray:
     """A copy of the RGB image with the half-open box (x0, y0, x1, y1) drawn (and a label)."""
-    cv2 = _cv2()
     out = _rgb(image).copy()
     if box is None:
         return out
@@ -180,7 +174,6 @@ def _as_tile(picture):
 
 
 def _caption_lines(text, width, scale):
-    cv2 = _cv2()
     words, lines, line = str(text).split(), [], ""
     for w in words:
         trial = f"{line} {w}".strip()
@@ -196,7 +189,6 @@ def grid(tiles, captions=None, columns=None, pad=6, background=255, font_scale=0
     """Pictures side by side (row-major, ``columns`` per row, default all in one row), each with
     its caption ("tabby cat 14.2": class name and score) wrapped above it. Grey (H, W) maps are
     normalised; tiles of different sizes are top-left aligned in equal cells."""
-    cv2 = _cv2()
     tiles = [_as_tile(t) for t in tiles]
     if not tiles:
         raise InputError("grid needs at least one picture")
@@ -230,7 +222,6 @@ def write_png(path, picture, force=False) -> str:
     a temporary file in the same directory, which then takes the name in one step — a reader
     sees no file, the old file or the whole new one. An existing file is kept unless ``force``
     (InputError naming it)."""
-    cv2 = _cv2()
     path = os.fspath(path)
     p = np.asarray(picture)
     if p.dtype != np.uint8 and not (p.dtype == np.uint16 and p.ndim in (2, 3)):
@@ -332,7 +323,6 @@ def map_pictures(saliency_map, photo, display, channel_order="RGB", percentile=N
 def fit_tile(picture, size=TILE) -> np.ndarray:
     """The picture scaled so that its longer side is ``size``: shrunk by area averaging, enlarged
     by nearest neighbour (a small class model keeps its pixels visible)."""
-    cv2 = _cv2()
     h, w = picture.shape[:2]
     f = size / max(h, w)
     return cv2.resize(picture, (max(1, round(w * f)), max(1, round(h * f))),

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 from onnx import helper
 
 from caffe_port.errors import DeviceError, ModelError, ShapeError
@@ -20,11 +21,6 @@ from caffe_port.errors import DeviceError, ModelError, ShapeError
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SESSIONS = 4
 INLINE_CONSTANT = 1024   # constants up to this many elements stay inside the session's graph
-
-
-def _ort():
-    import onnxruntime
-    return onnxruntime
 
 
 def cuda_device_count() -> int:
@@ -45,7 +41,7 @@ def cuda_device_count() -> int:
 
 
 def cuda_available() -> bool:
-    return "CUDAExecutionProvider" in _ort().get_available_providers() and cuda_device_count() > 0
+    return "CUDAExecutionProvider" in ort.get_available_providers() and cuda_device_count() > 0
 
 
 def resolve_device(device: str) -> str:
@@ -58,7 +54,7 @@ def resolve_device(device: str) -> str:
     if kind == "cuda":
         if not cuda_available():
             why = ("onnxruntime has no CUDA provider (install onnxruntime-gpu)"
-                   if "CUDAExecutionProvider" not in _ort().get_available_providers()
+                   if "CUDAExecutionProvider" not in ort.get_available_providers()
                    else "no CUDA device is visible to the driver")
             raise DeviceError(f"device {device!r} was asked for but {why}; use device='cpu'")
         if index and int(index) >= cuda_device_count():
@@ -116,7 +112,6 @@ class Runtime:
         if key in self._sessions:
             self._sessions.move_to_end(key)
             return self._sessions[key]
-        ort = _ort()
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

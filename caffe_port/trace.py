@@ -28,6 +28,7 @@ import os
 
 import numpy as np
 
+from caffe_port import imagenet
 from caffe_port.errors import InputError
 from caffe_port.kernels.relu import RULES
 
@@ -182,7 +183,6 @@ def _class_index(class_index, scores):
         if n != 1000:
             raise InputError(f"class {class_index!r} given by name, but the net has {n} classes, "
                              "not ImageNet's 1000; give an index")
-        from caffe_port import imagenet
         return imagenet.class_index(class_index)
     try:
         c = int(class_index)

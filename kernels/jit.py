@@ -5,7 +5,12 @@ first run of a kernel on a machine pays for compilation; Numba compiles lazily, 
 graph compiles only the kernels it uses. ``fastmath`` stays off: reassociating sums would make
 float32 results depend on the compiler's choices.
 """
-import numba   # importing caffe_port (this package's parent) has set the worker pools to sleep when idle
+import sys
+
+import numba
+from numba.core import event
+
+# importing caffe_port (this package's parent) has set the worker pools to sleep when idle
 
 jit = numba.njit(cache=True, nogil=True)            # serial loops: small or inherently sequential work
 pjit = numba.njit(cache=True, nogil=True, parallel=True)  # outer loop is numba.prange over independent rows
@@ -20,9 +25,6 @@ def announce_compilation(stream=None):
     global _listener
     if _listener is not None:
         return
-    import sys
-    from numba.core import event
-
     class Notice(event.Listener):
         said = False
 

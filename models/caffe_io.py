@@ -21,6 +21,8 @@ import re
 import warnings
 
 import numpy as np
+from google.protobuf import text_format
+from google.protobuf.message import DecodeError
 
 from caffe_port.errors import ModelError
 
@@ -74,7 +76,6 @@ def parse_prototxt(text: str, source: str = "<prototxt>", message: str = "NetPar
     A syntax error raises ``ModelError`` naming ``source``, the line and the column. Fields this
     schema does not know are skipped with one warning naming the first of them.
     """
-    from google.protobuf import text_format
     result = caffe_proto.message_class(message)()
     try:
         text_format.Parse(text, result)
@@ -114,7 +115,6 @@ def read_prototxt(path, message: str = "NetParameter"):
 
 
 def prototxt_text(net) -> str:
-    from google.protobuf import text_format
     return text_format.MessageToString(net)
 
 
@@ -127,7 +127,6 @@ def write_prototxt(net, path) -> None:
 
 def parse_caffemodel(data: bytes, source: str = "<caffemodel>", message: str = "NetParameter"):
     """Parse binary protobuf bytes into a ``caffe.<message>``; unknown fields are kept unread."""
-    from google.protobuf.message import DecodeError
     if data.startswith(_HDF5_MAGIC):
         raise ModelError(f"{source}: an HDF5 snapshot (.caffemodel.h5); only the protobuf "
                          ".caffemodel format is read")

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
 PACKAGE = "caffe"
 CEIL_MODE_FIELD = 1013   # private number for the fork spelling ``ceil_mode`` (see above)
 
@@ -409,7 +411,6 @@ def _default_text(value) -> str:
 
 
 def _field_proto(message_name, spec, message_proto):
-    from google.protobuf import descriptor_pb2
     FD = descriptor_pb2.FieldDescriptorProto
     (label_type_name, number, *default) = spec
     label, type_name, name = label_type_name.split()
@@ -433,7 +434,6 @@ def _field_proto(message_name, spec, message_proto):
 
 def file_descriptor_proto():
     """The schema as a ``FileDescriptorProto`` (what protoc would have produced)."""
-    from google.protobuf import descriptor_pb2
     fdp = descriptor_pb2.FileDescriptorProto(name="caffe_port/caffe.proto", package=PACKAGE,
                                              syntax="proto2")
     for full_name, values in ENUMS.items():
@@ -457,7 +457,6 @@ def file_descriptor_proto():
 @lru_cache(maxsize=None)
 def _classes() -> dict:
     # A private pool: a real caffe_pb2 imported in the same process cannot clash with this one.
-    from google.protobuf import descriptor_pool, message_factory
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file_descriptor_proto())
     return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))

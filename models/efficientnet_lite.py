@@ -28,11 +28,14 @@ import json
 import os
 import tempfile
 
+import cv2
 import numpy as np
 import onnx
+import platformdirs
 from onnx import helper
 
 from caffe_port.errors import InputError, ModelError
+from caffe_port.models import pth_reader
 from caffe_port.onnx_util import initializer, make_model, tensor_value_info
 
 # Bump when the graph this module writes changes, so cached files from older code are rebuilt.
@@ -235,15 +238,12 @@ def efficientnet_lite0(cache=True, *, weights=None, cache_dir=None) -> onnx.Mode
     With ``cache`` the model is kept in ``cache_dir`` (default platformdirs'
     user_cache_dir("caffe_port")) under a name keyed by the weights file's size and mtime and
     BUILDER_VERSION; a stale or unreadable cached file is rebuilt and replaced atomically."""
-    from caffe_port.models import pth_reader
-
     weights = os.fspath(weights) if weights is not None else weights_path()
     if not os.path.isfile(weights):
         raise ModelError(f"{weights}: EfficientNet-Lite0 weights file not found")
     target = None
     if cache:
         if cache_dir is None:
-            import platformdirs
             cache_dir = platformdirs.user_cache_dir("caffe_port")
         target = _cache_file(os.fspath(cache_dir), weights)
         if os.path.isfile(target):
@@ -263,8 +263,6 @@ def efficientnet_lite0(cache=True, *, weights=None, cache_dir=None) -> onnx.Mode
 
 def resize_and_crop(image_rgb_uint8: np.ndarray) -> np.ndarray:
     """Resize the shorter side to 256 (bicubic), then take the central 224×224: (224,224,3) uint8."""
-    import cv2
-
     image = np.asarray(image_rgb_uint8)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise InputError(f"image must be an H×W×3 uint8 RGB array, got shape {image.shape} "

@@ -7,9 +7,11 @@ import os
 import tempfile
 
 import numpy as np
+import onnx
 
 from caffe_port.cli.options import Loaded, model_options
 from caffe_port.errors import InputError
+from caffe_port.models.caffe_net import caffe_to_onnx
 
 
 def cmd_info(args):
@@ -49,9 +51,6 @@ def cmd_info(args):
 
 
 def cmd_convert(args):
-    # onnx takes most of a second to import: only this command needs it
-    import onnx
-    from caffe_port.models.caffe_net import caffe_to_onnx
     if os.path.exists(args.output) and not args.force:
         raise InputError(f"{args.output} exists; pass --force to overwrite")
     model = caffe_to_onnx(args.prototxt, args.caffemodel)

@@ -17,6 +17,7 @@ from caffe_port.cli.outputs import note
 from caffe_port.errors import InputError
 from caffe_port.methods import find_input_blob
 from caffe_port.models.caffe_io import read_blobproto
+from caffe_port.net import Net
 from caffe_port.preprocess import preset
 
 EMBEDDED = "efficientnet-lite0"
@@ -94,8 +95,6 @@ class Loaded:
     """A net with its pre-processing preset and class names, as the options asked."""
 
     def __init__(self, args, image=True):
-        # ONNX Runtime takes most of a second to import: `--help` and argument errors need not wait
-        from caffe_port import Net
         model = args.model or EMBEDDED
         if args.threads is not None and args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")

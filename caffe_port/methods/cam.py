@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
+import cv2
 import numpy as np
 
 from caffe_port.errors import InputError
@@ -28,7 +29,6 @@ PASS_THROUGH = ("Flatten", "Reshape", "Squeeze", "Unsqueeze", "Identity", "Dropo
 
 def upsample(maps, size, interpolation="linear"):
     """(..., h, w) → (..., H, W) with cv2.resize (bilinear by default)."""
-    import cv2
     flag = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}[interpolation]
     maps = np.asarray(maps, dtype=np.float32)
     height, width = size

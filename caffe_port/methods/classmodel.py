@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+from tqdm.auto import tqdm
 
 from caffe_port.errors import InputError
 from caffe_port.methods.base import Method, class_index, one_class
@@ -90,8 +92,6 @@ class ClassModel(Method):
         jitter (pixels), blur_every/blur_sigma, clip_percentile (0–100), clip_range: regularisers
         seed: for the jitter;  progress: a tqdm bar;  shape: (H, W) where the input has none
         """
-        from tqdm.auto import tqdm
-
         image = np.zeros((1,) + self._image_shape(shape), dtype=np.float32)
         self.scores(image)                   # the score blob's shape, for nets sized by their input
         self.release()
@@ -153,7 +153,6 @@ class ClassModel(Method):
 
 
 def _blur(image, sigma):
-    import cv2
     out = np.empty_like(image)
     for k in range(image.shape[0]):
         for c in range(image.shape[1]):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
@@ -33,14 +34,8 @@ from caffe_port.preprocess import preset as get_preset
 MAX_SIDE = 1024
 
 
-def _cv2():
-    import cv2
-    return cv2
-
-
 def largest_component(foreground):
     """(mask of the largest 8-connected component, its half-open box or None)."""
-    cv2 = _cv2()
     count, labels, stats, _ = cv2.connectedComponentsWithStats(foreground.astype(np.uint8), connectivity=8)
     if count <= 1:
         return np.zeros(foreground.shape, dtype=bool), None
@@ -56,7 +51,6 @@ def grabcut_mask(image, saliency, *, foreground_quantile=0.95, background_quanti
 
     valid: (H, W) bool, the pixels whose saliency is known (default: all)
     """
-    cv2 = _cv2()
     image = as_rgb(image)
     saliency = np.asarray(saliency, dtype=np.float32)
     if saliency.shape != image.shape[:2]:

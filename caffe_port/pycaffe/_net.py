@@ -18,23 +18,24 @@ A Caffe blob is one buffer that in-place layers share, and the shell keeps that 
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
+import onnx
 
+from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
 from caffe_port.errors import BlobError, InputError, ShapeError
-from caffe_port.net import fit_array, suggest
+from caffe_port.models import caffe_io
+from caffe_port.models.caffe_net import caffe_to_onnx
+from caffe_port.net import Net as Engine
+from caffe_port.onnx_import import load_model
+from caffe_port.pycaffe.mode import engine_device, warn_once
 
 METADATA_KEY = "caffe_port.caffe"
-_warned_once = set()
-
-
-def _warn_once(key, message, stacklevel=3):
-    if key not in _warned_once:
-        _warned_once.add(key)
-        warnings.warn(message, stacklevel=stacklevel + 1)
 
 
 # --- Caffe structure (from the importer's metadata, or one layer per ONNX node) ------------------
@@ -89,7 +90,6 @@ def _structure_from_graph(engine):
 
 
 def _metadata(model):
-    import json
     for prop in model.metadata_props:
         if prop.key == METADATA_KEY:
             return json.loads(prop.value)
@@ -97,126 +97,6 @@ def _metadata(model):
 
 
 # --- blobs ----------------------------------------------------------------------------------------
-
-def _legacy_dim(shape, axis):
-    """Caffe's Blob::LegacyShape: axes beyond the blob's read as 1."""
-    return int(shape[axis]) if axis < len(shape) else 1
-
-
-class _BlobBase:
-    @property
-    def count(self):
-        return int(np.prod(self.shape, dtype=np.int64))
-
-    @property
-    def num(self):
-        return _legacy_dim(self.shape, 0)
-
-    @property
-    def channels(self):
-        return _legacy_dim(self.shape, 1)
-
-    @property
-    def height(self):
-        return _legacy_dim(self.shape, 2)
-
-    @property
-    def width(self):
-        return _legacy_dim(self.shape, 3)
-
-
-class Blob(_BlobBase):
-    """A Caffe blob of a net: ``data`` (the version the last forward wrote) and ``diff``."""
-
-    def __init__(self, net, name):
-        self._net = net
-        self.name = name
-
-    @property
-    def data(self) -> np.ndarray:
-        pending = self._net._pending_blob(self.name)
-        if pending is not None:
-            return pending
-        return self._net._engine.blobs[self._net._current[self.name]].data
-
-    @data.setter
-    def data(self, value):
-        self.data[...] = value
-
-    @property
-    def diff(self) -> np.ndarray:
-        return self._net._diff_buffer(self.name)
-
-    @diff.setter
-    def diff(self, value):
-        buffer = self._net._diff_buffer(self.name)
-        buffer[...] = fit_array(value, buffer.shape, self.name)
-        self._net._from_backward.discard(self.name)
-
-    @property
-    def shape(self):
-        pending = self._net._pending_blob(self.name)
-        if pending is not None:
-            return pending.shape
-        return tuple(self._net._engine.blobs[self._net._current[self.name]].shape)
-
-    def reshape(self, *shape):
-        """Reshape an input blob (then ``net.reshape()`` or ``forward()`` propagates it)."""
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        if self.name not in self._net.inputs:
-            raise BlobError(f"only input blobs can be reshaped here, and {self.name!r} is not one "
-                            f"(inputs: {', '.join(self._net.inputs)})")
-        shape = tuple(int(d) for d in shape)
-        try:
-            self._net._engine.blobs[self._net._input_tensor[self.name]].reshape(*shape)
-        except ShapeError:
-            # the converted graph fixes what Caffe would recompute (pooling pads, H × W):
-            # convert the prototxt again for the new shape, as Caffe's Reshape recomputes layers
-            if self._net._source is None:
-                raise
-            self._net._reconvert({self.name: shape})
-        self._net._reshaped()
-
-    def __repr__(self):
-        return f"<caffe_port.pycaffe Blob {self.name!r} {self.shape}>"
-
-
-class ParamBlob(_BlobBase):
-    """A Caffe param blob (``net.params[layer][i]``) in Caffe's shape; writing into ``data`` is
-    net surgery, which the next forward and backward use."""
-
-    def __init__(self, net, layer, index, tensor):
-        self._net = net
-        self.layer = layer
-        self.index = index
-        self.name = tensor
-
-    @property
-    def data(self) -> np.ndarray:
-        return self._net._param_array(self.name)
-
-    @data.setter
-    def data(self, value):
-        target = self.data
-        target[...] = fit_array(value, target.shape, f"{self.layer}[{self.index}]")
-
-    @property
-    def diff(self):
-        raise BlobError(f"caffe_port computes no weight diffs (net.params[{self.layer!r}]"
-                        f"[{self.index}].diff); only blob diffs")
-
-    @property
-    def shape(self):
-        return tuple(self._net._param_shape(self.name))
-
-    def reshape(self, *shape):
-        raise BlobError(f"param blobs keep their layer's shape (net.params[{self.layer!r}]"
-                        f"[{self.index}]); change the prototxt instead")
-
-    def __repr__(self):
-        return f"<caffe_port.pycaffe param {self.layer!r}[{self.index}] {self.shape}>"
-
 
 class _Names(OrderedDict):
     """An OrderedDict whose missing keys raise BlobError with close matches."""
@@ -243,8 +123,6 @@ class Net:
 
     def __init__(self, network_file, *args, weights=None, phase=None, level=0, stages=None,
                  device=None):
-        from caffe_port.net import Net as Engine
-        from caffe_port.pycaffe import _engine_device
         weights, phase, level, stages = _parse_args(args, weights, phase, level, stages)
         model = _load(network_file, weights, phase, level, stages)
         meta = _metadata(model)
@@ -252,7 +130,7 @@ class Net:
         from_prototxt = isinstance(network_file, (str, os.PathLike)) and meta is not None \
             and not os.fspath(network_file).lower().endswith(".onnx")
         self._source = (network_file, level, stages) if from_prototxt else None
-        self._engine = Engine(model, device=device or _engine_device(), keep="all")
+        self._engine = Engine(model, device=device or engine_device(), keep="all")
         del model
         if meta is not None:
             layers, versions, inputs, outputs = _structure_from_metadata(meta, self._engine.graph)
@@ -544,6 +422,42 @@ class Net:
 
     # -- diffs --
 
+    # -- the blob protocol (caffe_port/blob.py) --
+
+    def _blob_data(self, blob):
+        pending = self._pending_blob(blob)
+        if pending is not None:
+            return pending
+        return self._engine.blobs[self._current[blob]].data
+
+    def _blob_shape(self, blob):
+        pending = self._pending_blob(blob)
+        if pending is not None:
+            return pending.shape
+        return tuple(self._engine.blobs[self._current[blob]].shape)
+
+    def _blob_diff(self, blob):
+        return self._diff_buffer(blob)
+
+    def _set_diff(self, blob, value):
+        buffer = self._diff_buffer(blob)
+        buffer[...] = fit_array(value, buffer.shape, blob)
+        self._from_backward.discard(blob)
+
+    def _reshape_input(self, blob, shape):
+        if blob not in self.inputs:
+            raise BlobError(f"only input blobs can be reshaped here, and {blob!r} is not one "
+                            f"(inputs: {', '.join(self.inputs)})")
+        try:
+            self._engine.blobs[self._input_tensor[blob]].reshape(*shape)
+        except ShapeError:
+            # the converted graph fixes what Caffe would recompute (pooling pads, H × W):
+            # convert the prototxt again for the new shape, as Caffe's Reshape recomputes layers
+            if self._source is None:
+                raise
+            self._reconvert({blob: shape})
+        self._reshaped()
+
     def _diff_buffer(self, blob):
         shape = self.blobs[blob].shape
         buffer = self._diff_buffers.get(blob)
@@ -571,15 +485,14 @@ class Net:
                 if tensor not in constants:
                     raise BlobError(f"param {i} of layer {layer.name!r} ({tensor!r}) is missing "
                                     f"from the converted model of {network_file}")
-                layer.blobs.append(ParamBlob(self, layer.name, i, tensor))
+                layer.blobs.append(ParamBlob(self, tensor, f"net.params[{layer.name!r}][{i}]"))
             if layer.derived:
                 self._derived_snapshots[layer.name] = [constants[t].copy()
                                                        for t in layer.param_names if t]
 
-    def _param_array(self, tensor):
-        from caffe_port.net import ParamBlob as EngineParam
+    def _param_data(self, tensor):
         self._handed_out.add(tensor)
-        return EngineParam(self._engine, tensor).data
+        return self._engine._param_data(tensor)
 
     def _param_shape(self, tensor):
         return self._engine.graph.constants[tensor].shape
@@ -595,11 +508,11 @@ class Net:
             for derived in layer.derived:
                 value = _derived_value(layer, derived, params)
                 if value is None:
-                    _warn_once(("derived", layer.type, derived),
+                    warn_once(("derived", layer.type, derived),
                                f"net surgery on layer {layer.name!r} ({layer.type}) does not reach "
                                f"{derived!r}: caffe_port does not know how it is derived")
                     continue
-                target = self._param_array(derived)    # the engine notices and rebuilds
+                target = self._param_data(derived)    # the engine notices and rebuilds
                 target[...] = np.reshape(value, target.shape)
             self._derived_snapshots[name] = [p.copy() for p in params]
 
@@ -607,9 +520,6 @@ class Net:
     def _reconvert(self, new_shapes):
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
-        from caffe_port.models import caffe_io
-        from caffe_port.models.caffe_net import caffe_to_onnx
-        from caffe_port.net import Net as Engine
         path, level, stages = self._source
         shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
         net_param = caffe_io.upgrade_net(caffe_io.read_prototxt(path), os.fspath(path))
@@ -642,7 +552,7 @@ class Net:
             mine.nodes = fresh.nodes
         self._engine, self._meta = engine, meta
         for tensor in self._handed_out:
-            self._param_array(tensor)       # the new engine watches them for surgery
+            self._param_data(tensor)       # the new engine watches them for surgery
         self._derived_snapshots = {name: None for name in self._derived_snapshots}
         self._current = {b: chain[-1][0] for b, chain in self._versions.items()}
         for blob in self.inputs:
@@ -671,7 +581,6 @@ def _derived_value(layer, derived, params):
 
 def _parse_args(args, weights, phase, level, stages):
     """pycaffe's overloads: (phase), (weights, phase), (phase, level, stages, weights)."""
-    import os
     rest = list(args)
     if rest and isinstance(rest[0], (str, bytes, os.PathLike)):
         if weights is not None:
@@ -707,10 +616,6 @@ def _phase_value(phase):
 
 
 def _load(network_file, weights, phase, level, stages):
-    import os
-    from pathlib import Path
-
-    import onnx
     phase = _phase_value(phase)
     if isinstance(network_file, onnx.ModelProto):
         return network_file
@@ -721,13 +626,11 @@ def _load(network_file, weights, phase, level, stages):
         if weights is not None:
             raise InputError(f"{path}: an ONNX file carries its weights; no caffemodel goes "
                              "with it")
-        from caffe_port.onnx_import import load_model
         return load_model(path)
     if phase == 0:
-        _warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
+        warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
                    "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
                    "statistics)", stacklevel=3)
-    from caffe_port.models.caffe_net import caffe_to_onnx
     # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
     return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
                          fill_missing=True)

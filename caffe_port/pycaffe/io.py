@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import os
 
+import cv2
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
+from caffe_port.pycaffe._proto import caffe_pb2
 
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
 
@@ -33,7 +35,6 @@ def load_image(filename, color=True):
     """An image file (path, or a binary file-like object read from where it is positioned) as
     float32 in [0, 1]: (H, W, 3) RGB when ``color``, else (H, W, 1) intensity."""
     data, where = _read_image_bytes(filename)
-    import cv2
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) \
         if data else None
     if decoded is None:
@@ -335,7 +336,6 @@ def blobproto_to_array(blob, return_diff=False):
 
 def array_to_blobproto(arr, diff=None):
     """A BlobProto with ``shape.dim`` = arr.shape, data = arr (and diff = diff) as floats."""
-    from caffe_port.pycaffe._proto import caffe_pb2
     arr = np.asarray(arr)
     blob = caffe_pb2.BlobProto()
     blob.shape.dim.extend(int(d) for d in arr.shape)
@@ -347,7 +347,6 @@ def array_to_blobproto(arr, diff=None):
 
 def arraylist_to_blobprotovector_str(arraylist):
     """Serialised BlobProtoVector of the arrays."""
-    from caffe_port.pycaffe._proto import caffe_pb2
     vec = caffe_pb2.BlobProtoVector()
     vec.blobs.extend(array_to_blobproto(arr) for arr in arraylist)
     return vec.SerializeToString()
@@ -355,7 +354,6 @@ def arraylist_to_blobprotovector_str(arraylist):
 
 def blobprotovector_str_to_arraylist(data):
     """The arrays of a serialised BlobProtoVector."""
-    from caffe_port.pycaffe._proto import caffe_pb2
     vec = caffe_pb2.BlobProtoVector()
     vec.ParseFromString(data)
     return [blobproto_to_array(blob) for blob in vec.blobs]
@@ -363,7 +361,6 @@ def blobprotovector_str_to_arraylist(data):
 
 def array_to_datum(arr, label=None):
     """A Datum of a (C, H, W) array: uint8 arrays as bytes in ``data``, others as float_data."""
-    from caffe_port.pycaffe._proto import caffe_pb2
     arr = np.asarray(arr)
     if arr.ndim != 3:
         raise ShapeError(f"a Datum holds a (C, H, W) array, got shape {arr.shape}")

@@ -11,7 +11,7 @@ import caffe_port.pycaffe as caffe
 from caffe_port.errors import BlobError, InputError, ShapeError
 from caffe_port.models import caffe_io
 from caffe_port.models.caffe_net import caffe_to_onnx
-from caffe_port.pycaffe import _net
+from caffe_port.pycaffe import mode
 
 RNG = np.random.default_rng(3)
 BN_EPS = 1e-5   # Caffe's BatchNorm default
@@ -353,7 +353,7 @@ def test_constructor_forms_phase_and_onnx_files(tiny_files, tmp_path, monkeypatc
     prototxt, caffemodel = tiny_files
     x = RNG.standard_normal((2, 3, 8, 7)).astype(np.float32)
     reference = caffe.Net(prototxt, caffemodel, caffe.TEST).forward(data=x)["prob"]
-    monkeypatch.setattr(_net, "_warned_once", set())
+    monkeypatch.setattr(mode, "_warned_once", set())
     forms = [lambda: caffe.Net(prototxt, caffe.TEST, weights=caffemodel),
              lambda: caffe.Net(prototxt, 1, weights=caffemodel),
              lambda: caffe.Net(prototxt, phase=caffe.TEST, weights=caffemodel),
@@ -393,7 +393,7 @@ def test_missing_weights_start_from_fillers_with_a_warning(tiny_files):
 
 def test_modes(tiny_files, monkeypatch):
     from caffe_port.runtime import cuda_available
-    monkeypatch.setattr(_net, "_warned_once", set())
+    monkeypatch.setattr(mode, "_warned_once", set())
     caffe.set_mode_gpu()
     try:
         if cuda_available():

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import caffe_port.pycaffe as caffe
-from caffe_port.pycaffe import _net
+from caffe_port.pycaffe import mode
 
 # float32 engine against a float64 oracle, through ~10 layers
 GRAD_RTOL = 1e-3
@@ -66,7 +66,7 @@ def test_seed_000_backward_with_a_label(tmp_path, monkeypatch, helpers):
                       first_gain=FIRST_GAIN)
     mean_npy(root / "python" / "caffe" / "imagenet" / "ilsvrc_2012_mean.npy")
     caffe_root = str(root) + "/"
-    monkeypatch.setattr(_net, "_warned_once", set())
+    monkeypatch.setattr(mode, "_warned_once", set())
 
     with pytest.warns(UserWarning, match="caffe.TRAIN"):
         # ---- seed 000 as written ----
