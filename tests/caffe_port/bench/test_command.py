@@ -38,7 +38,7 @@ def test_the_tool_reports_errors_in_one_line(tmp_path):
 
 
 def test_importing_bench_loads_no_numerics():
-    """cli.py can import caffe_port.bench to build its parser without slowing every command."""
+    """caffe_port.cli can import caffe_port.bench to build its parser without loading numerics."""
     code = ("import sys, caffe_port.bench; heavy = [m for m in ('numpy', 'onnx', 'onnxruntime', 'numba', "
             "'torch', 'matplotlib') if m in sys.modules]; print(heavy)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
