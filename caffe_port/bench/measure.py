@@ -32,8 +32,9 @@ Per configuration, in this order (inside its subprocess):
              two n×n matrices (sgemm, 2·n³ FLOPs). Interleaving puts every ratio's two sides under
              the same machine load. The warm-up round also checks that the stacked top-5 equals the
              five passes, and saves the image, the one-hot and our gradient for the peer
-5. peer      when torch is importable (CPU rows): PyTorch's forward + input gradient of the same
-             one-hot on the same graph and weights (``TorchNet``, ``torch.set_num_threads(T)``),
+5. peer      when torch is importable: PyTorch's forward + input gradient of the same one-hot on
+             the same graph and weights (``TorchNet``, ``torch.set_num_threads(T)``; on CUDA for a
+             GPU row, timed to ``torch.cuda.synchronize()``),
              R runs after a warm-up, in a subprocess of its own right after the configuration's —
              PyTorch's OpenMP workers spin between parallel regions (its fastest default), and
              beside caffe_port's Numba workers on the same cores they slowed our backward 8×, so
@@ -279,18 +280,25 @@ def measure_torch(spec) -> dict:
 
     from caffe_port.bench.torch_peer import TorchNet
     torch.set_num_threads(threads)
+    # a GPU row's peer runs on CUDA: the image in, the gradient back, as ours does (and timed to
+    # the end of the device's work)
+    device = "cuda" if str(spec.get("device", "cpu")).startswith("cuda") else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"torch {torch.__version__} sees no CUDA device: install a CUDA build of torch")
     inputs = np.load(spec["peer_inputs"])
     data_name, score_blob = str(inputs["data_name"]), str(inputs["score_blob"])
-    net = TorchNet(model_source(spec["model"], **spec.get("builder_options", {})))
+    finish = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = TorchNet(model_source(spec["model"], **spec.get("builder_options", {})), device=device)
     samples, grad = [], None
     for r in range(repeats + 1):
         t0 = time.perf_counter()
         net.forward(**{data_name: inputs["x"]})
         grad = net.backward(**{score_blob: inputs["diff"]})[data_name]
+        finish()
         if r:
             samples.append(1e3 * (time.perf_counter() - t0))
     ours = inputs["grad"]
-    return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(),
+    return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(), "device": device,
             "version": torch.__version__, "omp_wait_policy": spec.get("omp_wait_policy", "default"),
             "rel_l2_vs_caffe_port": float(np.linalg.norm(grad - ours)) / (float(np.linalg.norm(grad)) or 1.0)}
 

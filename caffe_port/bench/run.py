@@ -117,7 +117,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                     f"load average {os.getloadavg()[0]:.2f})")
                 load_start = list(os.getloadavg())
                 with tempfile.TemporaryDirectory(prefix="caffe_port-bench-") as tmp:
-                    peer_inputs = os.path.join(tmp, "peer.npz") if not peer_skipped and dev == "cpu" else None
+                    peer_inputs = os.path.join(tmp, "peer.npz") if not peer_skipped else None
                     spec = {"model": model, "batch": batch, "device": dev, "threads": threads,
                             "repeats": repeats, "sgemm_size": sgemm_size, "peer_inputs": peer_inputs,
                             "builder_options": dict(builder_options or {})}
@@ -129,7 +129,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                     elif peer_inputs and os.path.exists(peer_inputs):
                         log(f"  PyTorch peer, in its own process (load average {os.getloadavg()[0]:.2f})")
                         row["torch"] = run_worker("torch", spec, threads)
-                        if notebook:
+                        if notebook and dev == "cpu":
                             log(f"  notebook: torch first, then caffe_port, in one process "
                                 f"(load average {os.getloadavg()[0]:.2f})")
                             row["notebook"] = run_worker("notebook", spec, threads)
@@ -149,16 +149,14 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
 
 
 def add_ratios(result):
-    """caffe_port / PyTorch (a GPU row against the CPU row's PyTorch of the same model and batch),
+    """caffe_port / PyTorch on the row's own device (a GPU row against PyTorch CUDA),
     top-5 one pass / five passes, conv GFLOP/s / sgemm GFLOP/s; in the notebook process, ours /
     PyTorch's, ours / ours in the separate process, and PyTorch after the Net / before it."""
     whole_run = (result.get("sgemm") or {}).get("gflops", {}).get("median")
-    peers = {(r["model"], r["batch"]): r["torch"]["forward_grad_ms"] for r in result["configs"]
-             if "error" not in r and r.get("torch") and "forward_grad_ms" in r["torch"]}
     for row in result["configs"]:
         if "error" in row:
             continue
-        peer = peers.get((row["model"], row["batch"]))
+        peer = (row.get("torch") or {}).get("forward_grad_ms")
         conv = row["flops"].get("conv_gflops")
         # the sgemm measured in this configuration's own rounds, under the same load
         sgemm = (row.get("sgemm") or {}).get("gflops", {}).get("median") or whole_run
