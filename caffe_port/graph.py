@@ -7,6 +7,7 @@ shape of every tensor for a given input shape.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,7 +57,7 @@ class Graph:
         g = model.graph
         self.opset = default_opset(model)
         # writable copies: net surgery writes into them, and the backward kernels read them
-        self.constants = {t.name: np.array(numpy_helper.to_array(t)) for t in g.initializer}
+        self.constants = {t.name: read_initializer(t) for t in g.initializer}
         _strip_weights(g)
         self.inputs = [i.name for i in g.input if i.name not in self.constants]
         self.outputs = [o.name for o in g.output]
@@ -228,10 +229,23 @@ class Graph:
         return helper.tensor_dtype_to_np_dtype(elem)
 
 
+def read_initializer(tensor) -> np.ndarray:
+    """An initializer as a writable array; one whose data does not fill its dims (or whose type
+    has no numpy form) is a damaged file."""
+    where = f"initializer {tensor.name!r} (dims {list(tensor.dims)})"
+    if any(d < 0 for d in tensor.dims):
+        raise ModelError(f"{where}: negative dimension")
+    try:
+        return np.array(numpy_helper.to_array(tensor))
+    except Exception as e:       # numpy_helper raises what its conversions raise: no one type
+        raise ModelError(f"{where}: its data cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
+
+
 def _strip_weights(graph):
     """Large initializers now live in Graph.constants; the proto keeps only their type and dims."""
     for t in graph.initializer:
-        if (int(np.prod(t.dims)) if len(t.dims) else 1) > SMALL_CONSTANT:
+        if math.prod(t.dims) > SMALL_CONSTANT:
             dims, dtype, name = list(t.dims), t.data_type, t.name
             t.Clear()
             t.name, t.data_type = name, dtype
@@ -279,7 +293,7 @@ def skeleton(model: onnx.ModelProto, input_shapes: dict | None):
                 d.dim_value = int(value)
         graph.input.append(new)
     for t in g.initializer:
-        size = int(np.prod(t.dims)) if len(t.dims) else 1
+        size = math.prod(t.dims)
         if size <= SMALL_CONSTANT:
             graph.initializer.append(t)
         else:

@@ -27,11 +27,12 @@ from collections.abc import Mapping
 import numpy as np
 
 from caffe_port import backend
-from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
+from caffe_port.errors import BlobError, CaffePortError, InputError, ModelError, ShapeError
 from caffe_port.graph import Graph
 from caffe_port.kernels import REGISTRY
 from caffe_port.kernels.jit import announce_compilation
 from caffe_port.kernels.relu import RULES
+from caffe_port.memory import MemoryLimitError, available_memory, gib, nbytes
 from caffe_port.onnx_import import load_model
 from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
@@ -223,8 +224,14 @@ class Net:
             _ensure_debug_handler()
         self.blobs = _Blobs(self)
         self.params = _Params(self)
-        for name in self.inputs:
-            shape = self.graph.input_shape(name, batch=1)
+        check_finite_params(self.graph, self.params)
+        declared = {name: self.graph.input_shape(name, batch=1) for name in self.inputs}
+        if all(None not in shape for shape in declared.values()):
+            # the input blobs are allocated here, as Caffe's Net::Init does: refused first when
+            # a forward at the declared shapes could not fit (an input_dim of 100000)
+            self._update_shapes(declared)
+            self._check_memory(stack=0)
+        for name, shape in declared.items():
             if None not in shape:
                 self._data[name] = np.zeros(shape, dtype=self.graph.input_dtype(name))
         self._update_shapes()
@@ -476,7 +483,7 @@ class Net:
         """Bytes a pass needs beyond the loaded model, from the graph's shapes: the kept blobs,
         plus (forward) ORT's two largest live tensors, or (backward, ``stack`` = K diffs) a top
         diff, a bottom diff and an accumulator of the largest blob per stacked diff."""
-        sizes = {name: 4 * int(np.prod(shape)) for name, shape in self._shapes.items()
+        sizes = {name: nbytes(shape) for name, shape in self._shapes.items()
                  if shape is not None and name in self.graph.differentiable}
         if not sizes:
             return 0
@@ -490,9 +497,11 @@ class Net:
         have = available_memory()
         if have is not None and need > have:
             what = "forward" if stack == 0 else f"backward of {stack} stacked diff(s)"
-            raise CaffePortError(f"this {what} needs about {need / 2**30:.1f} GiB (kept blobs and "
-                                 f"diffs) but only {have / 2**30:.1f} GiB of memory is available: use "
-                                 f"a smaller batch{' or fewer stacked classes' if stack > 1 else ''}")
+            inputs = ", ".join(f"{name} {tuple(self._shapes[name])}" for name in self.inputs
+                               if self._shapes.get(name) is not None)
+            raise MemoryLimitError(f"a {what} at input {inputs} needs about {gib(need)} (kept blobs "
+                                   f"and diffs) but only {gib(have)} of memory is available: use a "
+                                   f"smaller batch or input{' or fewer stacked classes' if stack > 1 else ''}")
 
     # --- params (net surgery) --------------------------------------------------------------------
 
@@ -550,16 +559,15 @@ class Net:
                 f"outputs {self.outputs}, device {self.device}>")
 
 
-def available_memory():
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+def check_finite_params(graph, params):
+    """Weights holding NaN or ±inf make every map NaN: refused at load, naming the first."""
+    for layer, blobs in params.items():
+        for i, blob in enumerate(blobs):
+            values = graph.constants[blob.name]
+            if not np.all(np.isfinite(values)):
+                bad = int(np.count_nonzero(~np.isfinite(values)))
+                raise ModelError(f"layer {layer!r}: param {i} ({blob.name!r}) holds {bad} NaN or "
+                                 f"infinite value(s) of {values.size}; the weights are damaged")
 
 
 def _ensure_debug_handler():

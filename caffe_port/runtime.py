@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from caffe_port.errors import DeviceError, ModelError, ShapeError
+from caffe_port.errors import DeviceError, InputError, ModelError, ShapeError
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SESSIONS = 4
@@ -246,5 +246,9 @@ def check_feed(graph, name, value):
         shown = "(" + ", ".join("N" if (k == 0 and e is None) else ("?" if e is None else str(e))
                                 for k, e in enumerate(expected)) + ")"
         raise ShapeError(f"input {name!r} expects shape {shown}, got {tuple(value.shape)}")
+    if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        raise InputError(f"input {name!r} holds {bad} NaN or infinite value(s) of {value.size}: "
+                         "every map would be NaN")
     return value
 

@@ -16,6 +16,7 @@ Caffe fork's additions) are skipped with a warning that names the first one and 
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -175,11 +176,17 @@ def blob_to_array(blob, source: str = "blob") -> np.ndarray:
     """The values of a BlobProto as float32 in ``blob_shape(blob)``; ``double_data`` wins
     when present (as in Caffe). A count that disagrees with the shape raises ``ModelError``."""
     shape = blob_shape(blob)
+    if any(d < 0 for d in shape):
+        raise ModelError(f"{source}: has a negative dimension in its shape {shape} (corrupt file?)")
     values = blob.double_data if len(blob.double_data) else blob.data
-    array = np.array(values, dtype=np.float32)
-    if array.size != int(np.prod(shape, dtype=np.int64)):
+    with np.errstate(over="ignore"):              # a double beyond float32 becomes inf: refused below
+        array = np.array(values, dtype=np.float32)
+    if array.size != math.prod(shape):
         raise ModelError(f"{source}: holds {array.size} values but its shape {shape} needs "
-                         f"{int(np.prod(shape, dtype=np.int64))} (file truncated or corrupt?)")
+                         f"{math.prod(shape)} (file truncated or corrupt?)")
+    if not np.all(np.isfinite(array)):
+        raise ModelError(f"{source}: holds {int(np.count_nonzero(~np.isfinite(array)))} NaN or "
+                         f"infinite value(s) (damaged weights or mean?)")
     return array.reshape(shape)
 
 

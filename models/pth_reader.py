@@ -24,6 +24,7 @@ import collections
 import io
 import os
 import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -223,8 +224,19 @@ def _read_legacy(stream, path):
     return _materialise(obj, arrays_by_root, path)
 
 
+def _outside_archive(name: str) -> bool:
+    """A member name that, extracted, would land outside the archive's folder: absolute, with a
+    drive, or with a '..' component (either slash). torch never writes one."""
+    parts = re.split(r"[/\\]", name)
+    return name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]
+
+
 def _read_zip(archive: zipfile.ZipFile, path):
     names = archive.namelist()
+    escaping = [n for n in names if _outside_archive(n)]
+    if escaping:
+        raise ModelError(f"{path}: zip member {escaping[0]!r} names a path outside the archive "
+                         "(path traversal); refused")
     pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
         raise ModelError(f"{path}: zip file is not a torch archive (no <archive>/data.pkl)")
@@ -264,7 +276,9 @@ def load(path) -> object:
         raise
     except FileNotFoundError:
         raise ModelError(f"{path}: no such file") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ModelError(f"{path}: cannot read the torch file ({exc.strerror})") from None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, struct.error, zipfile.BadZipFile, UnicodeDecodeError,
             OverflowError, MemoryError, RecursionError) as exc:
         # the pickle machine's own complaints about a damaged stream

@@ -22,6 +22,7 @@ import os
 
 import numpy as np
 
+from caffe_port import image_file
 from caffe_port.errors import InputError, ShapeError
 
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
@@ -33,9 +34,12 @@ def load_image(filename, color=True):
     """An image file (path, or a binary file-like object read from where it is positioned) as
     float32 in [0, 1]: (H, W, 3) RGB when ``color``, else (H, W, 1) intensity."""
     data, where = _read_image_bytes(filename)
-    import cv2
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) \
-        if data else None
+    try:
+        # Caffe's pixels as stored (its scikit-image reader ignored EXIF orientation), and no
+        # header trusted for an allocation before the memory for it is known to be there
+        decoded = image_file.decode(data, where, upright=False) if data else None
+    except InputError:
+        decoded = None
     if decoded is None:
         raise InputError(f"cannot read image {where}: not an image format OpenCV can decode")
     img = _as_float(decoded, where)

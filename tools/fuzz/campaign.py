@@ -1,0 +1,190 @@
+"""The fuzzing campaign: every reader, hypothesis-generated cases, each in a forked sandbox.
+
+    nice -n 19 python tools/fuzz/campaign.py --cases 20000 --reader prototxt --out /tmp/fuzz
+    python tools/fuzz/campaign.py --replay tests/data/fuzz_corpus --json
+
+Why hypothesis (not atheris): the readers' interesting inputs are structured (a graph, a Caffe
+net, a pickle, an image container), and hypothesis draws them from strategies that know that
+structure, with byte-level mutation layered on top; atheris's coverage-guided byte mutation
+needs a libFuzzer build of CPython's extensions to see inside protobuf, OpenCV and ONNX Runtime,
+and rarely gets past a checksum (a PNG chunk CRC) or a protobuf length prefix by itself.
+Hypothesis is generation only here: each case's outcome is recorded, never raised, so the
+campaign goes on past a finding and shrinking does not run (findings are small already).
+
+Each case is written into a fresh directory and run by ``sandbox.run`` (a forked child with an
+address-space limit and a timeout). A finding — any outcome but a result or a one-line
+CaffePortError — is kept in ``--out/<reader>/<signature hash>/`` (the files, and outcome.json),
+once per signature; the totals go to ``--out/summary.json`` and stdout.
+
+``--replay DIR`` runs a corpus (DIR/<reader>/<case>/ directories, as written by a campaign,
+with an optional expected.json: {"kind": ..., "match": regex}) and reports each case; the test
+suite replays tests/data/fuzz_corpus this way.
+"""
+from __future__ import annotations
+
+import os
+
+# before numpy, Numba or ONNX Runtime load: one thread each (one core per campaign), and Numba's
+# workqueue layer, which a fork may inherit (the OpenMP layer's pool does not survive fork)
+for _name, _value in (("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "1"),
+                      ("NUMBA_NUM_THREADS", "1"), ("NUMBA_THREADING_LAYER", "workqueue")):
+    os.environ.setdefault(_name, _value)
+
+import argparse       # noqa: E402  (after the environment above, on purpose)
+import collections    # noqa: E402
+import hashlib        # noqa: E402
+import json           # noqa: E402
+import re             # noqa: E402
+import shutil         # noqa: E402
+import sys            # noqa: E402
+import tempfile       # noqa: E402
+import time           # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sandbox        # noqa: E402
+import targets        # noqa: E402
+
+TIMEOUT = 20.0        # seconds per case: the slowest clean case measured took 3 s
+MEMORY = 1 << 30      # bytes of address space a case may add to the warmed parent's
+
+
+def write_case(directory, files):
+    os.makedirs(directory, exist_ok=True)
+    for name, data in files.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)
+
+
+def read_case(directory):
+    return {name: open(os.path.join(directory, name), "rb").read()
+            for name in sorted(os.listdir(directory)) if name not in ("outcome.json", "expected.json")}
+
+
+def warm_up(scratch):
+    """Run the valid seed graphs in this process, so that each forked case inherits compiled
+    kernels and imported modules instead of paying for them."""
+    import cv2  # noqa: F401  (imported here so that no case pays for it)
+    import PIL.Image  # noqa: F401
+
+    import caffe_port.cli.options  # noqa: F401
+    import caffe_port.pycaffe.io  # noqa: F401
+    import strategies
+    from caffe_port.models import pth_reader  # noqa: F401
+    for graph in strategies.seed_graphs():
+        case = os.path.join(scratch, "warm")
+        write_case(case, {"model.onnx": graph.SerializeToString()})
+        targets.TARGETS["onnx"](case)
+
+
+def campaign(reader, cases, out, seed, memory):
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    import strategies
+    totals, refusals = collections.Counter(), collections.Counter()
+    findings = {}
+    scratch = tempfile.mkdtemp(prefix=f"fuzz-{reader}-")
+    target = targets.TARGETS[reader]
+    started = time.monotonic()
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=cases, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategies.STRATEGIES[reader]())
+    def one(files):
+        case = os.path.join(scratch, "case")
+        shutil.rmtree(case, ignore_errors=True)
+        write_case(case, files)
+        outcome = sandbox.run(target, case, timeout=TIMEOUT, memory=memory)
+        totals[outcome["kind"]] += 1
+        if outcome["kind"] == "error":
+            refusals[_refusal(outcome["message"])] += 1
+        if outcome["kind"] in sandbox.CLEAN:
+            return
+        key = sandbox.signature(outcome)
+        if key not in findings:
+            findings[key] = dict(outcome, count=0)
+            where = os.path.join(out, reader, hashlib.sha1(key.encode()).hexdigest()[:12])
+            write_case(where, files)
+            with open(os.path.join(where, "outcome.json"), "w") as f:
+                json.dump(dict(outcome, signature=key), f, indent=1)
+            print(f"[{reader}] finding {key}: {outcome.get('message', '')[:120]}", flush=True)
+        findings[key]["count"] += 1
+
+    one()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return {"reader": reader, "cases": sum(totals.values()), "outcomes": dict(totals),
+            "findings": {k: v["count"] for k, v in findings.items()},
+            "refusals": dict(refusals.most_common(15)),
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _refusal(message):
+    """A refusal's kind, for the summary: the message without paths and numbers."""
+    message = re.sub(r"/\S*fuzz-\S+?/case/", "", message)
+    return re.sub(r"-?\d+", "#", message)[:70]
+
+
+def replay(corpus, memory):
+    """Each case of a corpus through its reader's target: [{case, reader, outcome, expected,
+    passed}]."""
+    results = []
+    for reader in sorted(os.listdir(corpus)):
+        if reader not in targets.TARGETS:
+            continue
+        for name in sorted(os.listdir(os.path.join(corpus, reader))):
+            directory = os.path.join(corpus, reader, name)
+            expected_path = os.path.join(directory, "expected.json")
+            expected = json.load(open(expected_path)) if os.path.exists(expected_path) else {}
+            with tempfile.TemporaryDirectory() as scratch:
+                write_case(scratch, read_case(directory))
+                outcome = sandbox.run(targets.TARGETS[reader], scratch, timeout=TIMEOUT,
+                                      memory=memory)
+            passed = outcome["kind"] in sandbox.CLEAN
+            if expected.get("kind"):
+                passed = passed and outcome["kind"] == expected["kind"]
+            if expected.get("match"):
+                passed = passed and re.search(expected["match"], outcome.get("message", "")) is not None
+            results.append({"case": f"{reader}/{name}", "reader": reader, "outcome": outcome,
+                            "expected": expected, "passed": passed})
+    return results
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--reader", action="append", choices=sorted(targets.TARGETS),
+                   help="reader(s) to fuzz (default: all)")
+    p.add_argument("--cases", type=int, default=1000, help="cases per reader")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="fuzz-findings", help="where findings and summary.json go")
+    p.add_argument("--memory", type=int, default=MEMORY, help="bytes of address space per case")
+    p.add_argument("--replay", metavar="DIR", help="run a corpus instead of generating cases")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = p.parse_args(argv)
+    scratch = tempfile.mkdtemp(prefix="fuzz-warm-")
+    try:
+        warm_up(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if args.replay:
+        results = replay(args.replay, args.memory)
+        if args.json:
+            print(json.dumps(results))
+        else:
+            for r in results:
+                print(f"{'ok  ' if r['passed'] else 'FAIL'} {r['case']}: {r['outcome']['kind']} "
+                      f"{r['outcome'].get('message', '')[:100]}")
+        return 0 if all(r["passed"] for r in results) else 1
+    os.makedirs(args.out, exist_ok=True)
+    summary = []
+    for reader in args.reader or sorted(targets.TARGETS):
+        summary.append(campaign(reader, args.cases, args.out, args.seed, args.memory))
+        print(json.dumps(summary[-1]), flush=True)
+    with open(os.path.join(args.out, f"summary-{args.seed}-{int(time.time())}.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    return 0 if not any(s["findings"] for s in summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

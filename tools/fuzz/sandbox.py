@@ -1,0 +1,129 @@
+"""One fuzz case in a forked child, under a time and an address-space limit.
+
+The parent has imported the readers (and warmed the Numba kernels) once; each case is a
+``fork()``, so a case costs its own work, not an interpreter start. In the child,
+``RLIMIT_AS`` caps the address space at what the parent already maps plus ``memory`` bytes: an
+allocation beyond that fails inside the child (numpy's MemoryError, or a signal from native
+code), never on the machine. The parent waits at most ``timeout`` seconds, then kills the child.
+
+An outcome is a dict: ``kind`` is one of
+
+    ok         the reader returned (``detail``: what the check saw)
+    error      a CaffePortError in one line (``message``)
+    multiline  a CaffePortError whose message spans lines: not what the CLI may print
+    traceback  any other exception (``type``, ``message``, ``where``: the innermost project frame)
+    memory     MemoryError: an allocation the reader did not check first
+    signal     the child died of a signal (``signal``)
+    timeout    the child ran past ``timeout`` and was killed
+    exit       the child exited without reporting (``status``)
+
+``ok`` and ``error`` are the clean ones; every other kind is a finding.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import select
+import signal
+import time
+import traceback
+
+CLEAN = ("ok", "error")
+PROJECT_DIRS = ("caffe_port", "models", "kernels")
+
+
+def address_space() -> int:
+    """Bytes of virtual address space this process maps now (Linux /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * resource.getpagesize()
+
+
+def innermost_project_frame(tb) -> str:
+    """'file.py:line in function' of the deepest frame in the project's own packages (where a
+    fix belongs), else the deepest frame."""
+    frames = traceback.extract_tb(tb)
+    ours = [f for f in frames if any(f"/{d}/" in f.filename for d in PROJECT_DIRS)]
+    frame = (ours or frames)[-1]
+    parts = frame.filename.split(os.sep)
+    short = os.sep.join(parts[-2:])
+    return f"{short}:{frame.lineno} in {frame.name}"
+
+
+def _classify(exc) -> dict:
+    from caffe_port.errors import CaffePortError
+    if isinstance(exc, CaffePortError):
+        message = str(exc)
+        return {"kind": "multiline" if "\n" in message.strip() else "error", "message": message[:500]}
+    kind = "memory" if isinstance(exc, MemoryError) else "traceback"
+    return {"kind": kind, "type": type(exc).__name__, "message": str(exc)[:300],
+            "where": innermost_project_frame(exc.__traceback__)}
+
+
+def _child(target, case, write_fd, memory):
+    limit = address_space() + memory
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    try:
+        outcome = {"kind": "ok", "detail": target(case)}
+    except BaseException as exc:      # the point of the sandbox: every way out is reported
+        outcome = _classify(exc)
+    try:
+        data = json.dumps(outcome, default=str).encode()
+    except MemoryError:
+        data = b'{"kind": "memory", "type": "MemoryError", "message": "", "where": "reporting"}'
+    view = memoryview(data)
+    while view:
+        written = os.write(write_fd, view)
+        view = view[written:]
+
+
+def run(target, case, *, timeout=20.0, memory=2 << 30) -> dict:
+    """Run ``target(case)`` in a forked child; returns its outcome (module docstring)."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:                       # the child: report and leave without running atexit hooks
+        os.close(read_fd)
+        status = 0
+        try:
+            _child(target, case, write_fd, memory)
+        except BaseException:
+            status = 3
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    chunks, deadline, timed_out = [], time.monotonic() + timeout, False
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                os.kill(pid, signal.SIGKILL)
+                break
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if ready:
+                chunk = os.read(read_fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    finally:
+        os.close(read_fd)
+        _, status = os.waitpid(pid, 0)
+    if timed_out:
+        return {"kind": "timeout", "seconds": timeout}
+    if os.WIFSIGNALED(status):
+        return {"kind": "signal", "signal": signal.Signals(os.WTERMSIG(status)).name}
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError:
+        return {"kind": "exit", "status": os.WEXITSTATUS(status)}
+
+
+def signature(outcome: dict) -> str:
+    """What makes two findings the same bug: the kind, the exception type and where it was raised
+    (messages differ with the values)."""
+    if outcome["kind"] in ("traceback", "memory"):
+        return f"{outcome['kind']}:{outcome['type']}@{outcome['where']}"
+    if outcome["kind"] == "multiline":
+        return f"multiline:{outcome['message'].splitlines()[0][:60]}"
+    return outcome["kind"]
