@@ -62,6 +62,7 @@ class Graph:
         self.inputs = [i.name for i in g.input if i.name not in self.constants]
         self.outputs = [o.name for o in g.output]
         self.input_info = {i.name: i for i in g.input if i.name not in self.constants}
+        self._check_inputs()
         self.nodes = self._toposort(g.node)
         self.producer = {}
         self.consumers = {}
@@ -223,6 +224,23 @@ class Graph:
             else:
                 shape.append(batch if k == 0 else None)
         return tuple(shape)
+
+    def _check_inputs(self):
+        """Declared input dimensions are sizes of at least 1, and element types numpy has."""
+        for name in self.inputs:
+            shape = self.input_shape(name, batch=1)
+            if any(d is not None and d < 1 for d in shape):
+                raise ModelError(f"input {name!r} declares shape {shape}: dimensions must be at "
+                                 "least 1")
+            elem = self.input_info[name].type.tensor_type.elem_type
+            try:
+                dtype = np.dtype(self.input_dtype(name))
+            except (KeyError, TypeError, ValueError):
+                dtype = None
+            if dtype is None or dtype.kind not in "fiub":
+                raise ModelError(f"input {name!r} has element type "
+                                 f"{onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem}, "
+                                 "which is not a number type")
 
     def input_dtype(self, name):
         elem = self.input_info[name].type.tensor_type.elem_type or onnx.TensorProto.FLOAT

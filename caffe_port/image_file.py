@@ -13,7 +13,7 @@ any pixel is decoded (Pillow opens a file lazily: size, mode, frames and EXIF ta
   reduced: a JPEG at decode time (libjpeg's DCT scaling, 1/2, 1/4 or 1/8: only the smaller
   image is ever in memory), any other format decoded whole and then area-averaged down, when
   that fits; a warning says so, since maps then come back in the reduced image's pixels.
-* **memory**: the decoded image (and the float copy pre-processing makes) must fit in the memory
+* **memory**: the decoded image (and the copies the caller makes of it) must fit in the memory
   available (``caffe_port.memory``), else ``MemoryLimitError`` with the estimate; a header that
   claims 30,000 × 30,000 pixels is refused before anything is allocated for it.
 
@@ -33,6 +33,7 @@ from caffe_port.errors import InputError
 from caffe_port.memory import check_fits, gib
 
 MAX_PIXELS = 8192 * 8192
+FLOAT_RGB_BYTES = 3 * 4                     # one float32 RGB copy per pixel
 ORIENTATION_TAG = 0x0112
 REDUCTIONS = (2, 4, 8)                      # what libjpeg's DCT scaling offers, through OpenCV
 # bytes per sample as OpenCV decodes each Pillow mode; anything else counts as 4 (float TIFF)
@@ -59,12 +60,12 @@ class Header:
     def pixels(self):
         return self.width * self.height
 
-    def decoded_bytes(self, reduction, max_pixels):
-        """Bytes OpenCV's array takes (at most 4 channels), plus the float32 RGB copy that
-        pre-processing makes of the image it becomes (at most max_pixels)."""
+    def decoded_bytes(self, reduction, max_pixels, working_bytes):
+        """Bytes OpenCV's array takes (at most 4 channels), plus ``working_bytes`` per pixel of
+        the image it becomes (at most max_pixels) for the caller's copies."""
         pixels = math.ceil(self.width / reduction) * math.ceil(self.height / reduction)
         kept = pixels if max_pixels is None else min(pixels, max_pixels)
-        return pixels * 4 * self.sample_bytes + kept * 3 * 4
+        return pixels * 4 * self.sample_bytes + kept * working_bytes
 
 
 def _orientation(image):
@@ -89,13 +90,13 @@ def read_header(data: bytes):
     prefix = data[:16]
     for name in Image.ID:
         factory, accept = Image.OPEN[name]
-        verdict = accept is None or accept(prefix)
-        if not verdict or isinstance(verdict, str):      # a string is Pillow's "no, because …"
-            continue
         try:
+            verdict = accept is None or accept(prefix)
+            if not verdict or isinstance(verdict, str):   # a string is Pillow's "no, because …"
+                continue
             with factory(io.BytesIO(data), None) as image:
                 return Header(image)
-        except Exception:                 # openers raise what their parsers raise; try the next
+        except Exception:      # the plugins raise what their parsers raise; the next may know it
             continue
     return None
 
@@ -131,9 +132,13 @@ def _decode_flags(cv2, header, reduction):
     return flag | cv2.IMREAD_IGNORE_ORIENTATION          # orientation is applied here, once
 
 
-def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS) -> np.ndarray:
+def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
+           working_bytes=FLOAT_RGB_BYTES) -> np.ndarray:
     """A path or a file's bytes → the decoded image as OpenCV gives it (BGR(A) or grey), upright
-    and within ``max_pixels`` and memory (module docstring). InputError when not an image."""
+    and within ``max_pixels`` and memory (module docstring). InputError when not an image.
+
+    working_bytes: what the caller's conversions take per decoded pixel, counted in the memory
+    check (default: one float32 RGB copy, what ``preprocess.as_rgb`` makes)."""
     import cv2
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), name or "image"
@@ -151,10 +156,14 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS) -> np.ndar
         size = f"{header.width}×{header.height} pixels"
         if header.pixels == 0:
             raise InputError(f"{name}: the image is empty ({size})")
-        check_fits(header.decoded_bytes(reduction, max_pixels),
+        check_fits(header.decoded_bytes(reduction, max_pixels, working_bytes),
                    f"{name}: decoding its {size}" + (f" at 1/{reduction} scale" if reduction > 1 else ""),
                    "shrink the image first")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), _decode_flags(cv2, header, reduction))
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), _decode_flags(cv2, header, reduction))
+    except cv2.error as e:     # e.g. an allocation for a size only OpenCV's own parser read
+        raise InputError(f"{name}: OpenCV could not decode it "
+                         f"({str(e).strip().splitlines()[-1][:160]})") from None
     if image is None:
         raise InputError(f"{name}: not an image file OpenCV can read")
     if reduction > 1:

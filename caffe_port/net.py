@@ -19,8 +19,11 @@ Unlike Caffe, data diffs are computed without ``force_backward``, and weight dif
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
+import threading
 import warnings
 from collections.abc import Mapping
 
@@ -38,6 +41,9 @@ from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
 
 log = logging.getLogger("caffe_port.debug_info")
+# Numba's workqueue threading layer (what Numba falls back to without OpenMP or TBB) aborts the
+# process when two threads run parallel kernels at once; with the others, walks run side by side
+WORKQUEUE_WALKS = threading.Lock()
 KEEP = ("backward", "all")
 # which inputs of a layer are its learnable parameters, for net.params (others: float constants)
 PARAM_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "MatMul": (1,),
@@ -176,6 +182,33 @@ class _Params(Mapping):
         return len(self._layers)
 
 
+def one_thread_at_a_time(method):
+    """A Net holds one pass's blobs and diffs: a second thread entering forward() or backward()
+    while another runs would mix two passes, so it is refused. Two Nets in two threads give
+    the same results as each alone (tests/caffe_port/test_isolation.py)."""
+    @functools.wraps(method)
+    def exclusive(net, *args, **kwargs):
+        if not net._in_use.acquire(blocking=False):
+            raise CaffePortError(f"this Net is in use by another thread ({method.__name__}() "
+                                 "refused): a Net is not thread-safe, give each thread its own Net")
+        try:
+            return method(net, *args, **kwargs)
+        finally:
+            net._in_use.release()
+    return exclusive
+
+
+def _kernel_guard():
+    """The process-wide lock around a walk when Numba's layer is workqueue (or not chosen yet:
+    the first parallel kernel chooses it), else nothing."""
+    import numba
+    try:
+        layer = numba.threading_layer()
+    except ValueError:              # no parallel kernel has run in this process yet
+        layer = "workqueue"
+    return WORKQUEUE_WALKS if layer == "workqueue" else contextlib.nullcontext()
+
+
 class Net:
     """A network: ONNX Runtime forward, Numba backward, pycaffe's blobs/params/forward/backward.
 
@@ -219,6 +252,7 @@ class Net:
         self._param_snapshots = {}   # param -> copy taken when handed out, to notice net surgery
         self._warned = set()
         self.debug_info = bool(debug_info)
+        self._in_use = threading.RLock()    # re-entrant: a pass may read blobs through forward()
         self.trace = []              # debug_info records of the last forward and backward
         if self.debug_info:
             _ensure_debug_handler()
@@ -238,6 +272,7 @@ class Net:
 
     # --- forward ---------------------------------------------------------------------------------
 
+    @one_thread_at_a_time
     def forward(self, blobs=None, start=None, end=None, **inputs):
         """Run the forward pass; returns {output: data} (plus the blobs named in ``blobs``).
 
@@ -309,6 +344,7 @@ class Net:
 
     # --- backward --------------------------------------------------------------------------------
 
+    @one_thread_at_a_time
     def backward(self, diffs=None, start=None, end=None, rule="backprop", **top_diffs):
         """Walk back from ``start`` (default: the last layer, or the layer producing the blobs given
         as keyword diffs) to ``end``; returns {input blob: diff} plus the blobs named in ``diffs``.
@@ -353,8 +389,9 @@ class Net:
         if self.debug_info:
             self.trace = [r for r in self.trace if r["phase"] == "forward"]
             observer = self._trace_backward(rule)
-        result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes, rule=rule,
-                      keep=keep, observer=observer)
+        with _kernel_guard():
+            result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes,
+                          rule=rule, keep=keep, observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)

@@ -379,6 +379,7 @@ def _inner_product(layer):
     axis = layer.axis(p.axis, len(shape))
     k = math.prod(shape[axis:])
     n_out = int(p.num_output)
+    _positive(layer, num_output=[n_out])
     specs = [((k, n_out) if p.transpose else (n_out, k), _filler(p, "weight_filler"))]
     if p.bias_term:
         specs.append(((n_out,), _filler(p, "bias_filler")))
@@ -607,7 +608,14 @@ def _batch_preserving_shape(layer, out_shape, keeps_axis0):
         target[0] = 0
     elif target:
         layer.fix_batch("reshapes axis 0")
-    return np.array(target, np.int64)
+    return _shape_tensor(layer, target)
+
+
+def _shape_tensor(layer, dims):
+    """A shape as ONNX's int64 tensor; a dimension past int64 is a blob no machine holds."""
+    if any(abs(d) >= 2**63 for d in dims):
+        layer.fail(f"its top would have shape {tuple(dims)}, past what int64 counts")
+    return np.array(dims, np.int64)
 
 
 def _flatten(layer):
@@ -669,7 +677,7 @@ def _reshape(layer):
     copies_axis0 = start > 0 or not dims or dims[0] == 0
     infers_axis0 = (start == 0 and dims and dims[0] == -1
                     and math.prod(out[1:]) == math.prod(shape[1:]))
-    target = np.array(out, np.int64)
+    target = _shape_tensor(layer, out)
     if not out:
         layer.fix_batch("reshape to a blob without axes")
     elif copies_axis0:

@@ -25,6 +25,8 @@ import numpy as np
 from caffe_port import image_file
 from caffe_port.errors import InputError, ShapeError
 
+# scikit-image's float64 image, its channel-reordered copy and the float32 result, per RGB pixel
+FLOAT64_COPIES = 2 * 3 * 8 + 3 * 4
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
 
 
@@ -37,7 +39,8 @@ def load_image(filename, color=True):
     try:
         # Caffe's pixels as stored (its scikit-image reader ignored EXIF orientation), and no
         # header trusted for an allocation before the memory for it is known to be there
-        decoded = image_file.decode(data, where, upright=False) if data else None
+        decoded = image_file.decode(data, where, upright=False,
+                                    working_bytes=FLOAT64_COPIES) if data else None
     except InputError:
         decoded = None
     if decoded is None:

@@ -71,10 +71,18 @@ def warm_up(scratch):
     import caffe_port.pycaffe.io  # noqa: F401
     import strategies
     from caffe_port.models import pth_reader  # noqa: F401
+    import numpy as np
     for graph in strategies.seed_graphs():
         case = os.path.join(scratch, "warm")
         write_case(case, {"model.onnx": graph.SerializeToString()})
         targets.TARGETS["onnx"](case)
+    # Caffe's schema is built on first use, and Pillow registers its plugins on first open
+    case = os.path.join(scratch, "warm-caffe")
+    write_case(case, {"deploy.prototxt": strategies.CAFFEMODEL_NET.encode()})
+    targets.TARGETS["prototxt"](case)
+    case = os.path.join(scratch, "warm-image")
+    write_case(case, {"image.png": cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()})
+    targets.TARGETS["image"](case)
 
 
 def campaign(reader, cases, out, seed, memory):

@@ -21,6 +21,7 @@ An outcome is a dict: ``kind`` is one of
 """
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
 import resource
@@ -61,6 +62,7 @@ def _classify(exc) -> dict:
 
 
 def _child(target, case, write_fd, memory):
+    faulthandler.disable()             # a signal is reported by the parent, not dumped here
     limit = address_space() + memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -32,14 +32,17 @@ def _run_net(model, weights=None):
     """Net(model) → forward on a seeded input → backward from the last layer: what every map
     command does. Returns the shapes seen."""
     from caffe_port import Net
+    from caffe_port.memory import check_fits, nbytes
     net = Net(model, weights=weights, device="cpu", threads=1)
     feeds = {}
     rng = np.random.default_rng(0)
     for name in net.inputs:
         shape = [FREE_DIM if d is None else d for d in net.graph.input_shape(name, batch=1)]
-        dtype = net.graph.input_dtype(name)
-        feeds[name] = rng.standard_normal(shape).astype(dtype) if np.issubdtype(dtype, np.floating) \
-            else np.ones(shape, dtype)
+        dtype = np.dtype(net.graph.input_dtype(name))
+        # the feed is the caller's allocation: checked as a careful caller would
+        check_fits(2 * nbytes(shape, dtype.itemsize), f"the feed for {name!r} {tuple(shape)}")
+        feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(dtype) \
+            if dtype.kind == "f" else np.ones(shape, dtype)
     outputs = net.forward(**feeds)
     for name, value in outputs.items():
         expect(tuple(value.shape) == tuple(net.blobs[name].shape),
