@@ -168,7 +168,7 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
         raise InputError(f"{name}: not an image file OpenCV can read")
     if reduction > 1:
         warnings.warn(f"{name}: {header.width}×{header.height} pixels is more than "
-                      f"{max_pixels / 1e6:.0f} MP: decoded at 1/{reduction} scale, "
+                      f"max_pixels ({max_pixels:,}): decoded at 1/{reduction} scale, "
                       f"{image.shape[1]}×{image.shape[0]}; maps come back in those pixels", stacklevel=3)
     elif max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         image = _area_reduced(cv2, image, max_pixels, name)

@@ -13,7 +13,8 @@ itself is done by the library: ``caffe_port.methods`` makes the maps, ``caffe_po
 pictures, ``caffe_port.preprocess`` the way between photographs and the net.
 
 Every error caffe_port raises on purpose (a missing image, an unknown class, a corrupt model…)
-is caught once, in ``main``, and printed as one line on stderr with exit status 2.
+is caught once, in ``main``, and printed as one line on stderr with exit status 2; so is running
+out of memory in an allocation no check foresaw.
 """
 from __future__ import annotations
 
@@ -53,6 +54,11 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except CaffePortError as e:
         print(f"caffe-port: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        # the checks refuse what they can foresee (caffe_port/memory.py); this is the rest
+        print("caffe-port: error: out of memory: use a smaller image, batch or model",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("caffe-port: interrupted", file=sys.stderr)

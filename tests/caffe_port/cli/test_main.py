@@ -32,3 +32,15 @@ def test_the_console_script_and_python_m_run_main():
     assert proc.returncode == 0 and proc.stdout.strip() == f"caffe_port {__version__}"
     proc = subprocess.run([sys.executable, "-m", "caffe_port.cli", "saliency"], capture_output=True, text=True)
     assert proc.returncode == 2 and "the following arguments are required: image" in proc.stderr
+
+
+def test_running_out_of_memory_is_one_line(small_onnx, photo, capsys, monkeypatch):
+    """What no check foresaw still ends in one line, not numpy's _ArrayMemoryError traceback."""
+    from caffe_port.cli import maps
+
+    def exhausted(path):
+        raise MemoryError("Unable to allocate 96.0 GiB")
+    monkeypatch.setattr(maps, "load_image", exhausted)
+    code, _, err = run(capsys, "classify", photo, "--model", small_onnx)
+    assert code == 2
+    assert error_line(err) == "caffe-port: error: out of memory: use a smaller image, batch or model"
