@@ -238,8 +238,9 @@ class Graph:
             except (KeyError, TypeError, ValueError):
                 dtype = None
             if dtype is None or dtype.kind not in "fiub":
+                known = elem in onnx.TensorProto.DataType.values()
                 raise ModelError(f"input {name!r} has element type "
-                                 f"{onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else elem}, "
+                                 f"{onnx.TensorProto.DataType.Name(elem) if known else elem}, "
                                  "which is not a number type")
 
     def input_dtype(self, name):

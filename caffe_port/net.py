@@ -27,6 +27,7 @@ import threading
 import warnings
 from collections.abc import Mapping
 
+import numba   # loaded already by the kernels; asked here which threading layer it chose
 import numpy as np
 
 from caffe_port import backend
@@ -201,7 +202,6 @@ def one_thread_at_a_time(method):
 def _kernel_guard():
     """The process-wide lock around a walk when Numba's layer is workqueue (or not chosen yet:
     the first parallel kernel chooses it), else nothing."""
-    import numba
     try:
         layer = numba.threading_layer()
     except ValueError:              # no parallel kernel has run in this process yet

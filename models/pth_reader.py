@@ -12,7 +12,9 @@ Two layouts are read:
   point at storages by persistent id), a pickle of the storage keys, then per key, in that
   order, an int64 element count followed by the storage's raw bytes;
 * zip (torch >= 1.6): ``<archive>/data.pkl`` plus one raw file ``<archive>/data/<key>`` per
-  storage, and ``<archive>/byteorder`` in newer files.
+  storage, and ``<archive>/byteorder`` in newer files. Members are read, never extracted; still,
+  an archive naming one outside itself (absolute, a drive, a ``..``) is refused: torch writes
+  none, so such a file was made to mislead some other tool.
 
 A tensor is rebuilt from its storage as Caffe-free strided indexing:
 ``tensor[i_0, …, i_{d-1}] = storage[offset + Σ_k i_k · stride_k]`` (offset and strides in
