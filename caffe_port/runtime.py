@@ -118,7 +118,7 @@ class Runtime:
             return self._sessions[key]
         ort = _ort()
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4      # its errors come back as exceptions: one ModelError line
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no memory pattern: it plans one block per input shape and keeps each for good (VGG16 at
         # batch 8 grew 330 MB over seven forwards with it, none without, at the same speed)

@@ -44,3 +44,25 @@ def test_running_out_of_memory_is_one_line(small_onnx, photo, capsys, monkeypatc
     code, _, err = run(capsys, "classify", photo, "--model", small_onnx)
     assert code == 2
     assert error_line(err) == "caffe-port: error: out of memory: use a smaller image, batch or model"
+
+
+def test_onnx_runtime_failing_mid_run_is_one_line_on_stderr(tmp_path, photo, capfd):
+    """ONNX Runtime logs its own errors on fd 2 before raising; the CLI's line must be the only
+    one (the campaign found the two-line output)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from caffe_port.onnx_util import make_model
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["data", "w"], ["y"], name="conv"),
+         helper.make_node("Flatten", ["y"], ["scores"], name="scores")], "g",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, ["N", "C", 8, 8])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, None)],
+        initializer=[numpy_helper.from_array(np.ones((2, 5, 3, 3), np.float32), "w")])
+    onnx.save(make_model(graph, 13), tmp_path / "five_channels.onnx")
+    code = main(["classify", photo, "--model", str(tmp_path / "five_channels.onnx"),
+                 "--preset", "none"])
+    err = capfd.readouterr().err
+    assert code == 2
+    assert err.splitlines() == [error_line(err)] and "ONNX Runtime failed" in err
