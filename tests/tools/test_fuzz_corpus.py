@@ -48,15 +48,21 @@ def _crashes(_):
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
-def _hangs(_):
+def _waits(_):
     time.sleep(60)
+
+
+def _spins(_):
+    while True:
+        pass
 
 
 @pytest.mark.parametrize("target, kind", [
     (lambda case: {"case": case}, "ok"), (_clean_refusal, "error"), (_two_lines, "multiline"),
-    (_bug, "traceback"), (_allocates, "memory"), (_crashes, "signal"), (_hangs, "timeout")])
+    (_bug, "traceback"), (_allocates, "memory"), (_crashes, "signal"), (_waits, "timeout"), (_spins, "timeout")])
 def test_sandbox_reports_each_way_out(target, kind):
-    outcome = sandbox.run(target, "x", timeout=3, memory=256 << 20)
+    # 1 s of CPU time ends the spinning case (SIGXCPU); 3 s of wall-clock time the waiting one
+    outcome = sandbox.run(target, "x", timeout=1, memory=256 << 20, wall=3)
     assert outcome["kind"] == kind, outcome
     assert (kind in sandbox.CLEAN) == (kind in ("ok", "error"))
     if kind == "traceback":

@@ -47,6 +47,7 @@ import targets        # noqa: E402
 
 TIMEOUT = 20.0        # seconds per case: the slowest clean case measured took 3 s
 MEMORY = 1 << 30      # bytes of address space a case may add to the warmed parent's
+PROGRESS = 2000       # a progress line every this many cases
 
 
 def write_case(directory, files):
@@ -106,6 +107,10 @@ def campaign(reader, cases, out, seed, memory):
         write_case(case, files)
         outcome = sandbox.run(target, case, timeout=TIMEOUT, memory=memory)
         totals[outcome["kind"]] += 1
+        done = sum(totals.values())
+        if done % PROGRESS == 0:
+            print(f"[{reader}] {done} cases, {dict(totals)}, "
+                  f"{(time.monotonic() - started) / done * 1000:.0f} ms each", flush=True)
         if outcome["kind"] == "error":
             refusals[_refusal(outcome["message"])] += 1
         if outcome["kind"] in sandbox.CLEAN:

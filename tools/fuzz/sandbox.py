@@ -4,7 +4,10 @@ The parent has imported the readers (and warmed the Numba kernels) once; each ca
 ``fork()``, so a case costs its own work, not an interpreter start. In the child,
 ``RLIMIT_AS`` caps the address space at what the parent already maps plus ``memory`` bytes: an
 allocation beyond that fails inside the child (numpy's MemoryError, or a signal from native
-code), never on the machine. The parent waits at most ``timeout`` seconds, then kills the child.
+code), never on the machine. ``RLIMIT_CPU`` gives the child ``timeout`` seconds of CPU time (a
+hang that computes ends in SIGXCPU); the parent waits at most ``WALL_FACTOR`` times as long in
+wall-clock time (a hang that waits), then kills the child. CPU time, not wall time, is what a
+busy machine does not stretch: a niced campaign on shared cores sees the same verdicts.
 
 An outcome is a dict: ``kind`` is one of
 
@@ -14,7 +17,7 @@ An outcome is a dict: ``kind`` is one of
     traceback  any other exception (``type``, ``message``, ``where``: the innermost project frame)
     memory     MemoryError: an allocation the reader did not check first
     signal     the child died of a signal (``signal``)
-    timeout    the child ran past ``timeout`` and was killed
+    timeout    the child ran past its CPU time (SIGXCPU) or wall-clock time and was killed
     exit       the child exited without reporting (``status``)
 
 ``ok`` and ``error`` are the clean ones; every other kind is a finding.
@@ -31,6 +34,7 @@ import time
 import traceback
 
 CLEAN = ("ok", "error")
+WALL_FACTOR = 6       # wall-clock allowance per second of CPU time
 PROJECT_DIRS = ("caffe_port", "models", "kernels")
 
 
@@ -61,10 +65,12 @@ def _classify(exc) -> dict:
             "where": innermost_project_frame(exc.__traceback__)}
 
 
-def _child(target, case, write_fd, memory):
+def _child(target, case, write_fd, memory, timeout):
     faulthandler.disable()             # a signal is reported by the parent, not dumped here
     limit = address_space() + memory
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    seconds = max(1, int(timeout))
+    resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
         outcome = {"kind": "ok", "detail": target(case)}
@@ -80,21 +86,23 @@ def _child(target, case, write_fd, memory):
         view = view[written:]
 
 
-def run(target, case, *, timeout=20.0, memory=2 << 30) -> dict:
-    """Run ``target(case)`` in a forked child; returns its outcome (module docstring)."""
+def run(target, case, *, timeout=20.0, memory=2 << 30, wall=None) -> dict:
+    """Run ``target(case)`` in a forked child with ``timeout`` seconds of CPU time (``wall``
+    seconds of wall-clock time, by default WALL_FACTOR times that) and ``memory`` bytes of address
+    space beyond the parent's; returns its outcome (module docstring)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:                       # the child: report and leave without running atexit hooks
         os.close(read_fd)
         status = 0
         try:
-            _child(target, case, write_fd, memory)
+            _child(target, case, write_fd, memory, timeout)
         except BaseException:
             status = 3
         finally:
             os._exit(status)
     os.close(write_fd)
-    chunks, deadline, timed_out = [], time.monotonic() + timeout, False
+    chunks, deadline, timed_out = [], time.monotonic() + (wall or WALL_FACTOR * timeout), False
     try:
         while True:
             left = deadline - time.monotonic()
@@ -113,6 +121,8 @@ def run(target, case, *, timeout=20.0, memory=2 << 30) -> dict:
         _, status = os.waitpid(pid, 0)
     if timed_out:
         return {"kind": "timeout", "seconds": timeout}
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGXCPU, signal.SIGKILL):
+        return {"kind": "timeout", "seconds": timeout}         # past the CPU limit
     if os.WIFSIGNALED(status):
         return {"kind": "signal", "signal": signal.Signals(os.WTERMSIG(status)).name}
     try:

@@ -97,6 +97,10 @@ def image(case):
     path = os.path.join(case, name)
     photo = load_image(path)
     expect(photo.ndim == 3 and photo.shape[2] == 3, f"load_image gave shape {photo.shape}")
+    upright = _viewer_size(path)
+    if upright is not None:
+        expect(photo.shape[:2] == upright, f"load_image gave {photo.shape[:2]}, a viewer shows "
+                                           f"{upright} (EXIF orientation)")
     expect(photo.dtype == np.uint8 or bool(np.all(np.isfinite(photo))), "non-finite pixels")
     data = preset("torchvision").preprocess(photo)
     expect(data.shape == (1, 3, 224, 224) and bool(np.all(np.isfinite(data))),
@@ -104,6 +108,21 @@ def image(case):
     pycaffe = caffe_io.load_image(path)             # caffe.io.load_image
     expect(pycaffe.ndim == 3 and pycaffe.shape[2] == 3, f"caffe.io.load_image gave {pycaffe.shape}")
     return {"shape": list(photo.shape)}
+
+
+def _viewer_size(path):
+    """(H, W) of a JPEG as Pillow's exif_transpose shows it (what viewers do), or None when
+    Pillow cannot decode it whole (a damaged file: nothing to compare with)."""
+    from PIL import Image, ImageOps
+    try:
+        with Image.open(path) as opened:
+            if opened.format != "JPEG":
+                return None
+            upright = ImageOps.exif_transpose(opened)
+            upright.load()
+            return upright.size[1], upright.size[0]
+    except Exception:          # Pillow's own complaints about a damaged file
+        return None
 
 
 TARGETS = {"onnx": onnx_model, "prototxt": prototxt, "caffemodel": caffemodel,
