@@ -76,8 +76,11 @@ def test_sandbox_reports_each_way_out(target, kind):
 
 @pytest.fixture(scope="module")
 def replayed():
-    """One replay of the whole corpus (each case forked from one warmed process)."""
-    proc = subprocess.run([sys.executable, CAMPAIGN, "--replay", CORPUS, "--json"],
+    """One replay of the whole corpus (each case forked from one warmed process), each case
+    under 512 MiB of address space beyond the parent's: well below what the refused cases ask
+    for (a 65535² JPEG at 1/8 is 1.07 GB), well above what the accepted ones use."""
+    proc = subprocess.run([sys.executable, CAMPAIGN, "--replay", CORPUS, "--json",
+                           "--memory", str(512 << 20)],
                           capture_output=True, text=True, timeout=900)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("[")]
     assert lines, proc.stdout[-2000:] + proc.stderr[-2000:]
