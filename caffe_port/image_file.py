@@ -49,10 +49,11 @@ class Header:
         self.format = image.format
         self.width, self.height = image.size
         self.mode = image.mode
-        # a 16-bit RGB(A) PNG opens as mode RGB(A): its raw mode says the depth
-        raw = image.tile[0][3] if image.tile and isinstance(image.tile[0][3], (tuple, str)) else ""
-        raw = raw[0] if isinstance(raw, tuple) and raw else raw
-        wide = "16" in str(raw)
+        # a 16-bit RGB(A) PNG opens as mode RGB(A): the decoder's raw mode ("RGB;16B") says the
+        # depth; a tile's arguments are the raw mode or a tuple starting with it
+        args = image.tile[0][3] if image.tile else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        wide = isinstance(raw, str) and "16" in raw
         self.sample_bytes = 2 if wide else SAMPLE_BYTES.get(self.mode, 4)
         self.orientation = _orientation(image)
 
@@ -167,9 +168,9 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
     if image is None:
         raise InputError(f"{name}: not an image file OpenCV can read")
     if reduction > 1:
-        warnings.warn(f"{name}: {header.width}×{header.height} pixels is more than "
-                      f"max_pixels ({max_pixels:,}): decoded at 1/{reduction} scale, "
-                      f"{image.shape[1]}×{image.shape[0]}; maps come back in those pixels", stacklevel=3)
+        warnings.warn(f"{_more_than(name, header.width, header.height, max_pixels)}: decoded at "
+                      f"1/{reduction} scale, {image.shape[1]}×{image.shape[0]}; maps come back in "
+                      "those pixels", stacklevel=3)
     elif max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
         image = _area_reduced(cv2, image, max_pixels, name)
     if upright and header is not None and header.orientation != 1:
@@ -183,7 +184,10 @@ def _area_reduced(cv2, image, max_pixels, name):
     height, width = image.shape[:2]
     factor = math.sqrt(max_pixels / (height * width))
     size = (max(1, int(width * factor)), max(1, int(height * factor)))
-    warnings.warn(f"{name}: {width}×{height} pixels is more than {max_pixels / 1e6:.0f} MP: "
-                  f"reduced to {size[0]}×{size[1]} ({gib(image.nbytes)} decoded); maps come back "
-                  "in those pixels", stacklevel=4)
+    warnings.warn(f"{_more_than(name, width, height, max_pixels)}: reduced to {size[0]}×{size[1]} "
+                  f"({gib(image.nbytes)} decoded); maps come back in those pixels", stacklevel=4)
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+def _more_than(name, width, height, max_pixels):
+    return f"{name}: {width}×{height} pixels is more than max_pixels ({max_pixels:,})"
