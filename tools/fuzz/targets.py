@@ -14,8 +14,6 @@ import warnings
 
 import numpy as np
 
-
-
 FREE_DIM = 5       # a symbolic input dimension other than the batch is fed at this size
 
 
@@ -112,11 +110,14 @@ def image(case):
 
 def _viewer_size(path):
     """(H, W) of a JPEG as Pillow's exif_transpose shows it (what viewers do), or None when
-    Pillow cannot decode it whole (a damaged file: nothing to compare with)."""
+    Pillow cannot decode it whole (a damaged file: nothing to compare with) or load_image
+    reduces it (above its max_pixels)."""
     from PIL import Image, ImageOps
+
+    from caffe_port.image_file import MAX_PIXELS
     try:
         with Image.open(path) as opened:
-            if opened.format != "JPEG":
+            if opened.format != "JPEG" or opened.size[0] * opened.size[1] > MAX_PIXELS:
                 return None
             upright = ImageOps.exif_transpose(opened)
             upright.load()
@@ -127,11 +128,3 @@ def _viewer_size(path):
 
 TARGETS = {"onnx": onnx_model, "prototxt": prototxt, "caffemodel": caffemodel,
            "binaryproto": binaryproto, "pth": pth, "image": image}
-
-
-def clean(outcome) -> bool:
-    """A clean outcome: a result, or a CaffePortError in one line."""
-    return outcome["kind"] in ("ok", "error")
-
-
-
