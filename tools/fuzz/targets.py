@@ -6,6 +6,9 @@ target reads it through the public entry points, runs what a user runs next (a f
 backward for a model, the pre-processing for an image), and checks the result it gets: shapes
 as declared, values as the reader promises. A check that fails raises ``WrongResult`` (a
 traceback kind of finding); a ``CaffePortError`` is the clean refusal the CLI prints.
+
+Each target imports its reader itself: a campaign over one reader loads only that reader's
+modules, and its forks are cheaper for it.
 """
 from __future__ import annotations
 
