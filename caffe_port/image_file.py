@@ -146,6 +146,7 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
     else:
         name = name or os.fspath(source)
         try:
+            check_fits(os.path.getsize(source), f"{name}: reading the file")   # a 10 GB "photo"
             with open(source, "rb") as f:
                 data = f.read()
         except OSError as e:

@@ -35,6 +35,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits
 from caffe_port.onnx_util import MAX_IR_VERSION
 
 EMBEDDED = ("efficientnet-lite0",)
@@ -67,6 +68,8 @@ def load_model(model, weights=None) -> onnx.ModelProto:
         if path.is_dir():
             raise ModelError(f"model path is a directory, not a file: {name}")
         try:
+            # the file's bytes and the message parsed from them are in memory together
+            check_fits(2 * path.stat().st_size, f"loading {name}")
             data = path.read_bytes()
         except OSError as e:
             raise ModelError(f"cannot read model file {name}: {e.strerror}") from None

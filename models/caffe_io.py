@@ -80,6 +80,8 @@ def parse_prototxt(text: str, source: str = "<prototxt>", message: str = "NetPar
     try:
         text_format.Parse(text, result)
         return result
+    except RecursionError:
+        raise _too_deep(source) from None
     except text_format.ParseError as strict_error:
         problem = _parse_error_text(strict_error)
         where = f"{source}: line {strict_error.GetLine()}, column {strict_error.GetColumn()}"
@@ -92,12 +94,19 @@ def parse_prototxt(text: str, source: str = "<prototxt>", message: str = "NetPar
     result = caffe_proto.message_class(message)()
     try:
         text_format.Parse(text, result, allow_unknown_field=True)
+    except RecursionError:                     # the parser skips unknown blocks recursively
+        raise _too_deep(source) from None
     except text_format.ParseError as e:
         raise ModelError(f"{source}: line {e.GetLine()}, column {e.GetColumn()}: "
                          f"{_parse_error_text(e)}") from None
     warnings.warn(f"{where}: skipped field {unknown.group(2)!r} unknown to {unknown.group(1)} "
                   "(not in BVLC Caffe's schema; fields unknown here are ignored)", stacklevel=2)
     return result
+
+
+def _too_deep(source):
+    return ModelError(f"{source}: blocks nested deeper than the text-format parser follows "
+                      "(a net's blocks nest a few levels; this file nests thousands)")
 
 
 def read_prototxt(path, message: str = "NetParameter"):

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -245,15 +246,24 @@ def _read_zip(archive: zipfile.ZipFile, path):
     prefix = pickles[0][: -len("data.pkl")]
     if prefix + "byteorder" in names and archive.read(prefix + "byteorder").strip() != b"little":
         raise ModelError(f"{path}: only little-endian torch files are supported")
-    obj, storages = _load_pickle(io.BytesIO(archive.read(pickles[0])), path, False)
+    # a member's declared size bounds what is read: a compressed member (torch stores its
+    # members uncompressed) could otherwise inflate a small file into gigabytes
+    pickled = archive.getinfo(pickles[0])
+    check_fits(pickled.file_size, f"{path}: unpacking its {pickled.filename!r}")
+    obj, storages = _load_pickle(io.BytesIO(archive.read(pickled)), path, False)
     arrays_by_root = {}
     for key, ref in storages.items():
         member = f"{prefix}data/{key}"
         try:
-            raw = archive.read(member)
+            info = archive.getinfo(member)
         except KeyError:
             raise ModelError(f"{path}: corrupt: storage file {member!r} is missing") from None
         nbytes = ref.numel * ref.storage_type.dtype.itemsize
+        if info.file_size < nbytes:
+            raise ModelError(f"{path}: truncated: storage {member!r} has {info.file_size} of "
+                             f"{nbytes} bytes")
+        with archive.open(info) as stored:
+            raw = stored.read(nbytes)           # what the tensors use, however large the member
         if len(raw) < nbytes:
             raise ModelError(f"{path}: truncated: storage {member!r} has {len(raw)} of {nbytes} bytes")
         arrays_by_root[key] = np.frombuffer(raw, ref.storage_type.dtype, count=ref.numel)

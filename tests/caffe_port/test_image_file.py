@@ -177,3 +177,11 @@ def test_sixteen_bit_rgb_png_counts_two_bytes_per_sample():
     buffer = io.BytesIO()
     Image.fromarray(PICTURE).save(buffer, "JPEG")
     assert image_file.read_header(buffer.getvalue()).format == "JPEG"
+
+
+def test_a_file_larger_than_memory_is_not_read(tmp_path, monkeypatch):
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(bytes(4096))
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
+    with pytest.raises(MemoryLimitError, match=r"photo.jpg: reading the file needs about 0\.0 GiB"):
+        load_image(path)

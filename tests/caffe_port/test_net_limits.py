@@ -102,3 +102,11 @@ def test_check_fits_says_what_and_how_much(monkeypatch):
         memory.check_fits(2 << 30, "two", "less")
     monkeypatch.setattr(memory, "available_memory", lambda: None)
     memory.check_fits(1 << 60, "unknown limits: not refused")
+
+
+def test_an_onnx_file_larger_than_memory_is_not_read(tmp_path, monkeypatch):
+    import onnx
+    onnx.save(conv_net(), tmp_path / "model.onnx")
+    monkeypatch.setattr(memory, "available_memory", lambda: 100)
+    with pytest.raises(MemoryLimitError, match=r"loading .*model.onnx needs about"):
+        Net(str(tmp_path / "model.onnx"), device="cpu")

@@ -357,7 +357,7 @@ def _text_mutated(draw, text):
         if not tokens:
             break
         at = draw(st.integers(0, len(tokens) - 1))
-        edit = draw(st.sampled_from(("delete", "duplicate", "swap", "insert")))
+        edit = draw(st.sampled_from(("delete", "duplicate", "swap", "insert", "nest")))
         if edit == "delete":
             del tokens[at]
         elif edit == "duplicate":
@@ -365,6 +365,9 @@ def _text_mutated(draw, text):
         elif edit == "swap":
             other = draw(st.integers(0, len(tokens) - 1))
             tokens[at], tokens[other] = tokens[other], tokens[at]
+        elif edit == "nest":       # blocks in blocks, known or not: a recursive parser's limit
+            block = draw(st.sampled_from(("layer {", "unknown {", "transform_param {")))
+            tokens.insert(at, (block + " ") * draw(st.sampled_from((10, 1000, 5000))))
         else:
             tokens.insert(at, draw(st.sampled_from(("{", "}", ":", '"', "layer", "layers",
                                                     "-1", "1e999", "\x00", "é", "#"))))
