@@ -185,3 +185,16 @@ def test_a_file_larger_than_memory_is_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(memory, "available_memory", lambda: 1024)
     with pytest.raises(MemoryLimitError, match=r"photo.jpg: reading the file needs about 0\.0 GiB"):
         load_image(path)
+
+
+def test_pycaffe_counts_its_float64_copies(tmp_path, monkeypatch):
+    """caffe.io.load_image works in float64 as scikit-image did (60 bytes per pixel, against
+    pre-processing's 12): the same header can fit one and not the other."""
+    path = tmp_path / "big.png"
+    path.write_bytes(png_claiming(12_000, 12_000))     # 0.6 GB decoded + 0.8 or 4.0 GB copies
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 << 30)
+    from caffe_port.errors import InputError
+    with pytest.raises(InputError, match="not an image file"):      # checked, then truncated
+        load_image(path)
+    with pytest.raises(MemoryLimitError, match=r"decoding its 12000×12000 pixels needs about 4\.3 GiB"):
+        caffe_io.load_image(str(path))

@@ -183,6 +183,41 @@ def replay(corpus, memory):
     return results
 
 
+def report(directories):
+    """Markdown rows (reader, cases, clean results, refusals, findings) summed over the
+    campaigns' summary files in ``directories`` (a partial summary counts when its run
+    stopped before its final one)."""
+    finished, partial = [], {}
+    for directory in directories:
+        for name in sorted(os.listdir(directory)):
+            if name.endswith(".json") and name.startswith(("summary-", "partial-")):
+                with open(os.path.join(directory, name)) as f:
+                    found = json.load(f)
+                for run in found if isinstance(found, list) else [found]:
+                    if name.startswith("summary-"):
+                        finished.append((directory, run))
+                    else:
+                        partial[directory, run["reader"], run["seed"]] = run
+    for directory, run in finished:          # a final summary replaces its run's partial one
+        partial.pop((directory, run["reader"], run.get("seed")), None)
+    rows = collections.defaultdict(collections.Counter)
+    for run in [run for _, run in finished] + list(partial.values()):
+        row = rows[run["reader"]]
+        row["cases"] += run["cases"]
+        for kind, count in run["outcomes"].items():
+            row[kind] += count
+    lines = ["| reader | cases | results | one-line refusals | findings (cases) |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for reader in sorted(rows):
+        row = rows[reader]
+        found = row["cases"] - row["ok"] - row["error"]
+        lines.append(f"| {reader} | {row['cases']:,} | {row['ok']:,} | {row['error']:,} | {found:,} |")
+    total = sum(rows.values(), collections.Counter())
+    lines.append(f"| all | {total['cases']:,} | {total['ok']:,} | {total['error']:,} | "
+                 f"{total['cases'] - total['ok'] - total['error']:,} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--reader", action="append", choices=sorted(targets.TARGETS),
@@ -193,7 +228,12 @@ def main(argv=None):
     p.add_argument("--memory", type=int, default=MEMORY, help="bytes of address space per case")
     p.add_argument("--replay", metavar="DIR", help="run a corpus instead of generating cases")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--report", nargs="+", metavar="DIR",
+                   help="print the totals of the campaigns whose --out these were, and stop")
     args = p.parse_args(argv)
+    if args.report:
+        print(report(args.report))
+        return 0
     readers = args.reader or sorted(targets.TARGETS)
     if args.replay:
         readers = [r for r in os.listdir(args.replay) if r in targets.TARGETS]
