@@ -11,10 +11,12 @@ and rarely gets past a checksum (a PNG chunk CRC) or a protobuf length prefix by
 Hypothesis is generation only here: each case's outcome is recorded, never raised, so the
 campaign goes on past a finding and shrinking does not run (findings are small already).
 
-Each case is written into a fresh directory and run by ``sandbox.run`` (a forked child with an
-address-space limit and a timeout). A finding — any outcome but a result or a one-line
+Each case is written into a fresh directory and run by a ``sandbox.Zygote``: a small process that
+has imported only the fuzzed reader forks a child per case, with an address-space limit and a
+CPU-time limit. A finding — any outcome but a result or a one-line
 CaffePortError — is kept in ``--out/<reader>/<signature hash>/`` (the files, and outcome.json),
-once per signature; the totals go to ``--out/summary.json`` and stdout.
+once per signature; the totals go to ``--out/summary-<seed>-<time>.json`` (and
+``partial-<reader>-<seed>.json`` as it goes) and stdout; ``--report DIR…`` adds them up.
 
 ``--replay DIR`` runs a corpus (DIR/<reader>/<case>/ directories, as written by a campaign,
 with an optional expected.json: {"kind": ..., "match": regex}) and reports each case; the test
@@ -65,13 +67,17 @@ def read_case(directory):
 
 
 def seed_cases():
-    """A valid case per reader: {reader: [files]}."""
+    """Valid cases per reader: {reader: [files]}."""
     import cv2
     import numpy as np
 
     import strategies
-    from caffe_port.models import caffe_io
-    caffe_net = {"deploy.prototxt": strategies.CAFFEMODEL_NET.encode()}
+    from caffe_port.models import caffe_io, caffe_proto
+    prototxt = strategies.CAFFEMODEL_NET.encode()
+    weights = caffe_proto.NetParameter(name="weighted")
+    for name, shapes in strategies.PARAM_SHAPES.items():
+        layer = weights.layer.add(name=name)
+        layer.blobs.extend(caffe_io.array_to_blob(np.ones(shape, np.float32) * 0.1) for shape in shapes)
     mean = caffe_io.array_to_blob(np.zeros((3, 8, 8), np.float32)).SerializeToString()
     pth = io.BytesIO()
     with zipfile.ZipFile(pth, "w") as archive:
@@ -79,25 +85,24 @@ def seed_cases():
             [("w", "FloatStorage", "0", 4, 0, (2, 2), (2, 1))], legacy=False))
         archive.writestr("archive/data/0", bytes(16))
     return {"onnx": [{"model.onnx": g.SerializeToString()} for g in strategies.seed_graphs()],
-            "prototxt": [caffe_net], "caffemodel": [caffe_net],
+            "prototxt": [{"deploy.prototxt": prototxt}],
+            "caffemodel": [{"deploy.prototxt": prototxt,
+                            "weights.caffemodel": weights.SerializeToString()}],
             "binaryproto": [{"mean.binaryproto": mean}], "pth": [{"weights.pth": pth.getvalue()}],
             "image": [{"image.png": cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes()}]}
 
 
-def warm_up(readers, scratch):
-    """Run a valid case of each reader in this process, so that each forked case inherits the
-    imported modules, Caffe's schema, Pillow's plugins and the compiled kernels instead of paying
-    for them. Only the readers asked for: a smaller parent forks faster (8 ms of CPU per fork
-    with every reader's modules, 5 with the CLI's alone)."""
-    for reader, cases in seed_cases().items():
-        if reader not in readers:
-            continue
-        for files in cases:
-            case = os.path.join(scratch, "warm")
-            shutil.rmtree(case, ignore_errors=True)
-            write_case(case, files)
-            # the caffemodel seed is a prototxt: the same modules and schema
-            targets.TARGETS["prototxt" if reader == "caffemodel" else reader](case)
+def zygote(reader, memory, scratch):
+    """A warmed zygote for ``reader``: its valid seeds run in it once, so that each forked case
+    inherits the imported modules, Caffe's schema, Pillow's plugins and the compiled kernels
+    instead of paying for them."""
+    started = sandbox.Zygote(reader, timeout=TIMEOUT, memory=memory)
+    for files in seed_cases()[reader]:
+        case = os.path.join(scratch, "seed")
+        shutil.rmtree(case, ignore_errors=True)
+        write_case(case, files)
+        started.warm(case)
+    return started
 
 
 def campaign(reader, cases, out, seed, memory):
@@ -108,7 +113,7 @@ def campaign(reader, cases, out, seed, memory):
     totals, refusals = collections.Counter(), collections.Counter()
     findings = {}
     scratch = tempfile.mkdtemp(prefix=f"fuzz-{reader}-")
-    target = targets.TARGETS[reader]
+    forker = zygote(reader, memory, scratch)
     started = time.monotonic()
 
     @hypothesis_seed(seed)
@@ -119,7 +124,7 @@ def campaign(reader, cases, out, seed, memory):
         case = os.path.join(scratch, "case")
         shutil.rmtree(case, ignore_errors=True)
         write_case(case, files)
-        outcome = sandbox.run(target, case, timeout=TIMEOUT, memory=memory)
+        outcome = forker.run(case)
         totals[outcome["kind"]] += 1
         done = sum(totals.values())
         if done % PROGRESS == 0:
@@ -148,6 +153,7 @@ def campaign(reader, cases, out, seed, memory):
                 "seconds": round(time.monotonic() - started, 1)}
 
     one()
+    forker.close()
     shutil.rmtree(scratch, ignore_errors=True)
     return stats()
 
@@ -165,21 +171,24 @@ def replay(corpus, memory):
     for reader in sorted(os.listdir(corpus)):
         if reader not in targets.TARGETS:
             continue
-        for name in sorted(os.listdir(os.path.join(corpus, reader))):
-            directory = os.path.join(corpus, reader, name)
-            expected_path = os.path.join(directory, "expected.json")
-            expected = json.load(open(expected_path)) if os.path.exists(expected_path) else {}
-            with tempfile.TemporaryDirectory() as scratch:
-                write_case(scratch, read_case(directory))
-                outcome = sandbox.run(targets.TARGETS[reader], scratch, timeout=TIMEOUT,
-                                      memory=memory)
-            passed = outcome["kind"] in sandbox.CLEAN
-            if expected.get("kind"):
-                passed = passed and outcome["kind"] == expected["kind"]
-            if expected.get("match"):
-                passed = passed and re.search(expected["match"], outcome.get("message", "")) is not None
-            results.append({"case": f"{reader}/{name}", "reader": reader, "outcome": outcome,
-                            "expected": expected, "passed": passed})
+        with tempfile.TemporaryDirectory() as scratch:
+            forker = zygote(reader, memory, scratch)
+            for name in sorted(os.listdir(os.path.join(corpus, reader))):
+                directory = os.path.join(corpus, reader, name)
+                expected_path = os.path.join(directory, "expected.json")
+                expected = json.load(open(expected_path)) if os.path.exists(expected_path) else {}
+                case = os.path.join(scratch, name)
+                write_case(case, read_case(directory))
+                outcome = forker.run(case)
+                passed = outcome["kind"] in sandbox.CLEAN
+                if expected.get("kind"):
+                    passed = passed and outcome["kind"] == expected["kind"]
+                if expected.get("match"):
+                    passed = passed and re.search(expected["match"],
+                                                  outcome.get("message", "")) is not None
+                results.append({"case": f"{reader}/{name}", "reader": reader, "outcome": outcome,
+                                "expected": expected, "passed": passed})
+            forker.close()
     return results
 
 
@@ -235,13 +244,6 @@ def main(argv=None):
         print(report(args.report))
         return 0
     readers = args.reader or sorted(targets.TARGETS)
-    if args.replay:
-        readers = [r for r in os.listdir(args.replay) if r in targets.TARGETS]
-    scratch = tempfile.mkdtemp(prefix="fuzz-warm-")
-    try:
-        warm_up(readers, scratch)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
     if args.replay:
         results = replay(args.replay, args.memory)
         if args.json:
