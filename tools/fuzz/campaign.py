@@ -13,8 +13,7 @@ campaign goes on past a finding and shrinking does not run (findings are small a
 
 Each case is written into a fresh directory and run by a ``sandbox.Zygote``: a small process that
 has imported only the fuzzed reader forks a child per case, with an address-space limit and a
-CPU-time limit. A finding — any outcome but a result or a one-line
-CaffePortError — is kept in ``--out/<reader>/<signature hash>/`` (the files, and outcome.json),
+CPU-time limit. A finding — any outcome but a result or a one-line CaffePortError — is kept in ``--out/<reader>/<signature hash>/`` (the files, and outcome.json),
 once per signature; the totals go to ``--out/summary-<seed>-<time>.json`` (and
 ``partial-<reader>-<seed>.json`` as it goes) and stdout; ``--report DIR…`` adds them up.
 
@@ -26,8 +25,9 @@ from __future__ import annotations
 
 import os
 
-# before numpy, Numba or ONNX Runtime load: one thread each (one core per campaign), and Numba's
-# workqueue layer, which a fork may inherit (the OpenMP layer's pool does not survive fork)
+# before numpy, Numba or ONNX Runtime load, here and in the zygote that inherits the environment:
+# one thread each (one core per campaign), and Numba's workqueue layer, which survives the fork
+# of a process that used it (GNU OpenMP's pool does not)
 for _name, _value in (("OMP_NUM_THREADS", "1"), ("OPENBLAS_NUM_THREADS", "1"),
                       ("NUMBA_NUM_THREADS", "1"), ("NUMBA_THREADING_LAYER", "workqueue")):
     os.environ.setdefault(_name, _value)
@@ -49,8 +49,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sandbox        # noqa: E402
 import targets        # noqa: E402
 
-TIMEOUT = 20.0        # seconds per case: the slowest clean case measured took 3 s
-MEMORY = 1 << 30      # bytes of address space a case may add to the warmed parent's
+TIMEOUT = 20.0        # seconds of CPU time per case: the slowest clean case measured took 3 s
+MEMORY = 1 << 30      # bytes of address space a case may add to the warmed zygote's
 PROGRESS = 2000       # a progress line every this many cases
 
 
@@ -62,8 +62,12 @@ def write_case(directory, files):
 
 
 def read_case(directory):
-    return {name: open(os.path.join(directory, name), "rb").read()
-            for name in sorted(os.listdir(directory)) if name not in ("outcome.json", "expected.json")}
+    files = {}
+    for name in sorted(os.listdir(directory)):
+        if name not in ("outcome.json", "expected.json"):
+            with open(os.path.join(directory, name), "rb") as f:
+                files[name] = f.read()
+    return files
 
 
 def seed_cases():
@@ -176,7 +180,10 @@ def replay(corpus, memory):
             for name in sorted(os.listdir(os.path.join(corpus, reader))):
                 directory = os.path.join(corpus, reader, name)
                 expected_path = os.path.join(directory, "expected.json")
-                expected = json.load(open(expected_path)) if os.path.exists(expected_path) else {}
+                expected = {}
+                if os.path.exists(expected_path):
+                    with open(expected_path, encoding="utf-8") as f:
+                        expected = json.load(f)
                 case = os.path.join(scratch, name)
                 write_case(case, read_case(directory))
                 outcome = forker.run(case)
