@@ -86,6 +86,14 @@ def read_header(data: bytes):
     Pillow's ``Image.open`` refuses to open an image above its own decompression-bomb limit
     (179 MP) without even saying its size; the size is what the decision here needs, so each
     registered format's opener is asked directly, as ``Image.open`` would ask it."""
+    with warnings.catch_warnings():
+        # Pillow warns about what it finds damaged; whether the file is an image is for OpenCV's
+        # decoder to say, and the user reads that in one line
+        warnings.simplefilter("ignore")
+        return _first_header(data)
+
+
+def _first_header(data):
     from PIL import Image
     Image.init()
     prefix = data[:16]

@@ -19,7 +19,13 @@ out of memory in an allocation no check foresaw.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# OpenCV logs its decoders' complaints about a damaged image on stderr (libtiff's "Can not read
+# TIFF directory"…) before returning nothing; the command's one line says it: its log is off
+# (read when OpenCV loads, which no import here has done yet)
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from caffe_port import __version__
 from caffe_port.cli import benchmark, maps, model_tools, teaching

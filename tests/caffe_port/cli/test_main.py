@@ -66,3 +66,19 @@ def test_onnx_runtime_failing_mid_run_is_one_line_on_stderr(tmp_path, photo, cap
     err = capfd.readouterr().err
     assert code == 2
     assert err.splitlines() == [error_line(err)] and "ONNX Runtime failed" in err
+
+
+def test_a_damaged_tiff_is_one_line_on_stderr(tmp_path, small_onnx):
+    """libtiff (through OpenCV's log) and Pillow (reading the header) both complain about a
+    truncated TIFF; the user reads the command's line alone. A process of its own: OpenCV reads
+    its log level when it loads."""
+    import cv2
+    import numpy as np
+    data = cv2.imencode(".tiff", np.zeros((40, 50, 4), np.uint8))[1].tobytes()
+    path = tmp_path / "cut.tiff"
+    path.write_bytes(data[:-50])
+    proc = subprocess.run([sys.executable, "-m", "caffe_port.cli", "classify", str(path),
+                           "--model", small_onnx, "--preset", "torchvision"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"caffe-port: error: {path}: not an image file OpenCV can read"]
