@@ -20,7 +20,7 @@ import onnx
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from caffe_port.models import caffe_io, caffe_proto, pth_reader
+from caffe_port.models import caffe_proto, pth_reader
 from caffe_port.onnx_util import make_model
 
 # --- values --------------------------------------------------------------------------------------
