@@ -268,7 +268,6 @@ class Net:
         for name, shape in declared.items():
             if None not in shape:
                 self._data[name] = np.zeros(shape, dtype=self.graph.input_dtype(name))
-        self._update_shapes()
 
     # --- forward ---------------------------------------------------------------------------------
 
