@@ -147,7 +147,10 @@ class Runtime:
                          "CPUExecutionProvider"]
         model = self._session_model(key[0], start, end, inputs)
         try:
-            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
+            # on the CPU, ONNX Runtime's fallback would retry the same provider after printing
+            # "EP Error …" on stdout (into a --json answer): off; the error is ours to report
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers,
+                                        enable_fallback=int(self.device.startswith("cuda")))
         except Exception as e:
             raise ModelError(f"ONNX Runtime cannot load this model: {_first_line(e)}") from None
         if self.device.startswith("cuda") and "CUDAExecutionProvider" not in sess.get_providers():
@@ -195,12 +198,23 @@ class Runtime:
                 raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
             self.per_sample = True
             return result
-        if not sliced and batch > 1 and any(len(_shape(v)) == 0 or _shape(v)[0] != batch
-                                            for name, v in values.items() if name in self.graph.outputs):
+        if not sliced and batch > 1 and self._batch_is_free(feeds) and any(
+                len(_shape(v)) == 0 or _shape(v)[0] != batch
+                for name, v in values.items() if name in self.graph.outputs):
             # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
+            try:
+                result = self._run_per_sample(sess, feeds, fetch, batch)
+            except Exception as e:    # ONNX Runtime's exception types are its own
+                raise ModelError(f"ONNX Runtime failed one image at a time: {_first_line(e)}") from None
             self.per_sample = True
-            return self._run_per_sample(sess, feeds, fetch, batch)
+            return result
         return values
+
+    def _batch_is_free(self, feeds):
+        """Every input's batch is symbolic: only then can it run one image at a time (a graph
+        declaring batch 2 whose Concat on axis 0 gives 4 rows is not folding anything away)."""
+        return all(self.graph.input_shape(name, batch=None)[:1] == (None,)
+                   for name in feeds if name in self.graph.input_info)
 
     def _bound(self, sess, feeds, fetch):
         """One run with IOBinding: inputs from the host, outputs left where ONNX Runtime computed

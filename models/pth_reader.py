@@ -292,7 +292,8 @@ def load(path) -> object:
         raise ModelError(f"{path}: cannot read the torch file ({exc.strerror})") from None
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, struct.error, zipfile.BadZipFile, UnicodeDecodeError,
-            OverflowError, MemoryError, RecursionError) as exc:
+            OverflowError, MemoryError, RecursionError,
+            NotImplementedError) as exc:   # zipfile: "zip file version 25.4", an unknown method
         # the pickle machine's own complaints about a damaged stream
         raise ModelError(f"{path}: truncated or corrupt torch file ({type(exc).__name__}: "
                          f"{str(exc)[:80]})") from None

@@ -183,6 +183,11 @@ def _serve(reader, timeout, memory):
     import sys
     import targets
     target = targets.TARGETS[reader]
+    # the answers get a descriptor of their own: whatever a reader prints (ONNX Runtime's
+    # Python layer prints to stdout) goes to stderr, in this process and in every child
+    answers = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     for line in sys.stdin:
         verb, case = line.rstrip("\n").split(" ", 1)
         if verb == "warm":
@@ -190,8 +195,8 @@ def _serve(reader, timeout, memory):
             outcome = {"kind": "ok"}
         else:
             outcome = run(target, case, timeout=timeout, memory=memory)
-        sys.stdout.write(json.dumps(outcome, default=str) + "\n")
-        sys.stdout.flush()
+        answers.write(json.dumps(outcome, default=str) + "\n")
+        answers.flush()
 
 
 if __name__ == "__main__":         # started by Zygote, with the campaign's environment

@@ -82,3 +82,16 @@ def test_a_damaged_tiff_is_one_line_on_stderr(tmp_path, small_onnx):
                           text=True)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"caffe-port: error: {path}: not an image file OpenCV can read"]
+
+
+def test_a_model_onnx_runtime_cannot_load_leaves_stdout_clean(photo, capfd):
+    """ONNX Runtime's Python layer prints "EP Error … Falling back … retrying" on stdout before
+    raising (found by the campaign: an attribute name that is not UTF-8); stdout is for results
+    (--json), so nothing of it may show there."""
+    import os
+    model = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "data",
+                         "fuzz_corpus", "onnx", "attribute-name-not-utf8", "model.onnx")
+    code = main(["classify", photo, "--model", model, "--preset", "torchvision", "--json"])
+    out, err = capfd.readouterr()
+    assert code == 2 and out == ""
+    assert err.splitlines() == [error_line(err)] and "cannot load this model" in err
