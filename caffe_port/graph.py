@@ -17,6 +17,7 @@ from onnx import helper, numpy_helper
 from caffe_port.errors import ModelError, UnsupportedOpError
 from caffe_port.kernels import REGISTRY
 from caffe_port.onnx_import import default_opset
+from caffe_port.onnx_util import read_initializer
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                onnx.TensorProto.BFLOAT16}
@@ -246,19 +247,6 @@ class Graph:
     def input_dtype(self, name):
         elem = self.input_info[name].type.tensor_type.elem_type or onnx.TensorProto.FLOAT
         return helper.tensor_dtype_to_np_dtype(elem)
-
-
-def read_initializer(tensor) -> np.ndarray:
-    """An initializer as a writable array; one whose data does not fill its dims (or whose type
-    has no numpy form) is a damaged file."""
-    where = f"initializer {tensor.name!r} (dims {list(tensor.dims)})"
-    if any(d < 0 for d in tensor.dims):
-        raise ModelError(f"{where}: negative dimension")
-    try:
-        return np.array(numpy_helper.to_array(tensor))
-    except Exception as e:       # numpy_helper raises what its conversions raise: no one type
-        raise ModelError(f"{where}: its data cannot be read ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
 
 
 def _strip_weights(graph):

@@ -36,7 +36,7 @@ from onnx import helper, numpy_helper
 
 from caffe_port.errors import ModelError
 from caffe_port.memory import check_fits
-from caffe_port.onnx_util import MAX_IR_VERSION
+from caffe_port.onnx_util import MAX_IR_VERSION, read_initializer
 
 EMBEDDED = ("efficientnet-lite0",)
 MIN_OPSET = 7
@@ -373,7 +373,7 @@ def _evaluate(node, initializers, values, opset):
         if not name:
             continue
         if name not in values:
-            values[name] = numpy_helper.to_array(initializers[name])
+            values[name] = read_initializer(initializers[name])
         feeds[name] = values[name]
     try:
         sub_graph = onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(o)

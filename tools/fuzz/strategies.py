@@ -215,8 +215,9 @@ def _graph_edit(draw, model):
             raw = tensor.raw_data
             tensor.raw_data = raw[:draw(st.integers(0, max(len(raw) - 1, 0)))] \
                 if draw(st.booleans()) else raw + draw(st.binary(min_size=1, max_size=12))
-        elif tensor.data_type == TensorProto.FLOAT and tensor.raw_data:
-            values = np.frombuffer(tensor.raw_data, np.float32).copy()
+        elif tensor.data_type == TensorProto.FLOAT and len(tensor.raw_data) >= 4:
+            # whole floats only: an earlier edit may have cut the data mid-value
+            values = np.frombuffer(tensor.raw_data[:len(tensor.raw_data) // 4 * 4], np.float32).copy()
             values[draw(st.integers(0, values.size - 1))] = draw(
                 st.sampled_from((np.nan, np.inf, -np.inf)))
             tensor.raw_data = values.tobytes()
