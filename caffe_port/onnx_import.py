@@ -93,6 +93,24 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     return proto
 
 
+def check_names(model: onnx.ModelProto, where="the model"):
+    """Every name is text: protobuf hands a damaged file's bytes that are not UTF-8 back as they
+    are, and they fail wherever a name is first copied into another message; each is copied
+    once, here."""
+    graph = model.graph
+    probe = onnx.ValueInfoProto()
+    names = [vi.name for vi in list(graph.input) + list(graph.output) + list(graph.value_info)]
+    names += [t.name for t in graph.initializer]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+    try:
+        for name in names:
+            probe.name = name
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
+        raise ModelError(f"{where}: holds names that are not UTF-8 text (a damaged file)") from None
+
+
 def default_opset(model: onnx.ModelProto) -> int:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):
@@ -101,6 +119,7 @@ def default_opset(model: onnx.ModelProto) -> int:
 
 
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
+    check_names(model)
     model = _copy(model)
     # first, so that the converter sees every initializer even where an IR-3 file forgot to list one
     _initializers_are_not_inputs(model)
