@@ -19,7 +19,9 @@ class UnsupportedOpError(ModelError):
     def __init__(self, unsupported):
         # unsupported: {op_type: [node names]}
         self.unsupported = dict(unsupported)
-        parts = [f"{op} (node {', '.join(repr(n) for n in nodes[:3])}{', …' if len(nodes) > 3 else ''})"
+        # a damaged file's op type may hold control characters: quoted then, to stay one line
+        parts = [f"{op if op.isprintable() else repr(op)} (node {', '.join(repr(n) for n in nodes[:3])}"
+                 f"{', …' if len(nodes) > 3 else ''})"
                  for op, nodes in sorted(self.unsupported.items())]
         super().__init__("unsupported op type" + ("s" if len(parts) > 1 else "") + " on the backward path: "
                          + "; ".join(parts))

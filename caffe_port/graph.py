@@ -7,6 +7,7 @@ shape of every tensor for a given input shape.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ from onnx import helper, numpy_helper
 
 from caffe_port.errors import BlobError, ModelError, UnsupportedOpError
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_util import SMALL_CONSTANT, default_opset, infer, shapes_of
+from caffe_port.onnx_util import SMALL_CONSTANT, default_opset, infer, read_initializer, shapes_of
 
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                onnx.TensorProto.BFLOAT16}
@@ -55,11 +56,12 @@ class Graph:
         g = model.graph
         self.opset = default_opset(model)
         # writable copies: net surgery writes into them, and the backward kernels read them
-        self.constants = {t.name: np.array(numpy_helper.to_array(t)) for t in g.initializer}
+        self.constants = {t.name: read_initializer(t) for t in g.initializer}
         _strip_weights(g)
         self.inputs = [i.name for i in g.input if i.name not in self.constants]
         self.outputs = [o.name for o in g.output]
         self.input_info = {i.name: i for i in g.input if i.name not in self.constants}
+        self._check_inputs()
         self.nodes = self._toposort(g.node)
         self.producer = {}
         self.consumers = {}
@@ -221,6 +223,24 @@ class Graph:
                 shape.append(batch if k == 0 else None)
         return tuple(shape)
 
+    def _check_inputs(self):
+        """Declared input dimensions are sizes of at least 1, and element types numpy has."""
+        for name in self.inputs:
+            shape = self.input_shape(name, batch=1)
+            if any(d is not None and d < 1 for d in shape):
+                raise ModelError(f"input {name!r} declares shape {shape}: dimensions must be at "
+                                 "least 1")
+            elem = self.input_info[name].type.tensor_type.elem_type
+            try:
+                dtype = np.dtype(self.input_dtype(name))
+            except (KeyError, TypeError, ValueError):
+                dtype = None
+            if dtype is None or dtype.kind not in "fiub":
+                known = elem in onnx.TensorProto.DataType.values()
+                raise ModelError(f"input {name!r} has element type "
+                                 f"{onnx.TensorProto.DataType.Name(elem) if known else elem}, "
+                                 "which is not a number type")
+
     def input_dtype(self, name):
         elem = self.input_info[name].type.tensor_type.elem_type or onnx.TensorProto.FLOAT
         return helper.tensor_dtype_to_np_dtype(elem)
@@ -229,7 +249,7 @@ class Graph:
 def _strip_weights(graph):
     """Large initializers now live in Graph.constants; the proto keeps only their type and dims."""
     for t in graph.initializer:
-        if (int(np.prod(t.dims)) if len(t.dims) else 1) > SMALL_CONSTANT:
+        if math.prod(t.dims) > SMALL_CONSTANT:
             dims, dtype, name = list(t.dims), t.data_type, t.name
             t.Clear()
             t.name, t.data_type = name, dtype

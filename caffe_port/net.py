@@ -19,21 +19,30 @@ Unlike Caffe, data diffs are computed without ``force_backward``, and weight dif
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
 import warnings
 from collections.abc import Mapping
 
+import numba   # loaded already by the kernels; asked here which threading layer it chose
 import numpy as np
 
 from caffe_port import backend
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
 from caffe_port.debug_info import backward_observer, ensure_handler, forward_records
-from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
+from caffe_port.errors import BlobError, CaffePortError, InputError, ModelError, ShapeError
 from caffe_port.graph import Graph
 from caffe_port.kernels.jit import announce_compilation
 from caffe_port.kernels.relu import RULES
+from caffe_port.memory import MemoryLimitError, available_memory, gib, nbytes
 from caffe_port.onnx_import import load_model
 from caffe_port.runtime import Runtime, check_feed
 from caffe_port.walker import walk
+
+# Numba's workqueue threading layer (what Numba falls back to without OpenMP or TBB) aborts the
+# process when two threads run parallel kernels at once; with the others, walks run side by side
+WORKQUEUE_WALKS = threading.Lock()
 
 KEEP = ("backward", "all")
 # which inputs of a layer are its learnable parameters, for net.params (others: float constants)
@@ -93,6 +102,32 @@ class _Params(Mapping):
         return len(self._layers)
 
 
+def one_thread_at_a_time(method):
+    """A Net holds one pass's blobs and diffs: a second thread entering forward() or backward()
+    while another runs would mix two passes, so it is refused. Two Nets in two threads give
+    the same results as each alone (tests/caffe_port/test_isolation.py)."""
+    @functools.wraps(method)
+    def exclusive(net, *args, **kwargs):
+        if not net._in_use.acquire(blocking=False):
+            raise CaffePortError(f"this Net is in use by another thread ({method.__name__}() "
+                                 "refused): a Net is not thread-safe, give each thread its own Net")
+        try:
+            return method(net, *args, **kwargs)
+        finally:
+            net._in_use.release()
+    return exclusive
+
+
+def _kernel_guard():
+    """The process-wide lock around a walk when Numba's layer is workqueue (or not chosen yet:
+    the first parallel kernel chooses it), else nothing."""
+    try:
+        layer = numba.threading_layer()
+    except ValueError:              # no parallel kernel has run in this process yet
+        layer = "workqueue"
+    return WORKQUEUE_WALKS if layer == "workqueue" else contextlib.nullcontext()
+
+
 class Net:
     """A network: ONNX Runtime forward, Numba backward, pycaffe's blobs/params/forward/backward.
 
@@ -136,19 +171,26 @@ class Net:
         self._param_snapshots = {}   # param -> copy taken when handed out, to notice net surgery
         self._warned = set()
         self.debug_info = bool(debug_info)
+        self._in_use = threading.RLock()    # re-entrant: a pass may read blobs through forward()
         self.trace = []              # debug_info records of the last forward and backward
         if self.debug_info:
             ensure_handler()
         self.blobs = _Blobs(self)
         self.params = _Params(self)
-        for name in self.inputs:
-            shape = self.graph.input_shape(name, batch=1)
+        check_finite_params(self.graph, self.params)
+        declared = {name: self.graph.input_shape(name, batch=1) for name in self.inputs}
+        if all(None not in shape for shape in declared.values()):
+            # the input blobs are allocated here, as Caffe's Net::Init does: refused first when
+            # a forward at the declared shapes could not fit (an input_dim of 100000)
+            self._update_shapes(declared)
+            self._check_memory(stack=0)
+        for name, shape in declared.items():
             if None not in shape:
                 self._data[name] = np.zeros(shape, dtype=self.graph.input_dtype(name))
-        self._update_shapes()
 
     # --- forward ---------------------------------------------------------------------------------
 
+    @one_thread_at_a_time
     def forward(self, blobs=None, start=None, end=None, **inputs):
         """Run the forward pass; returns {output: data} (plus the blobs named in ``blobs``).
 
@@ -220,6 +262,7 @@ class Net:
 
     # --- backward --------------------------------------------------------------------------------
 
+    @one_thread_at_a_time
     def backward(self, diffs=None, start=None, end=None, rule="backprop", **top_diffs):
         """Walk back from ``start`` (default: the last layer, or the layer producing the blobs given
         as keyword diffs) to ``end``; returns {input blob: diff} plus the blobs named in ``diffs``.
@@ -264,8 +307,9 @@ class Net:
         if self.debug_info:
             self.trace = [r for r in self.trace if r["phase"] == "forward"]
             observer = backward_observer(self.trace, rule)
-        result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes, rule=rule,
-                      keep=keep, observer=observer)
+        with _kernel_guard():
+            result = walk(self.graph, nodes, self.backend, self._data, injected, self._shapes,
+                          rule=rule, keep=keep, observer=observer)
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)
@@ -394,7 +438,7 @@ class Net:
         """Bytes a pass needs beyond the loaded model, from the graph's shapes: the kept blobs,
         plus (forward) ORT's two largest live tensors, or (backward, ``stack`` = K diffs) a top
         diff, a bottom diff and an accumulator of the largest blob per stacked diff."""
-        sizes = {name: 4 * int(np.prod(shape)) for name, shape in self._shapes.items()
+        sizes = {name: nbytes(shape) for name, shape in self._shapes.items()
                  if shape is not None and name in self.graph.differentiable}
         if not sizes:
             return 0
@@ -408,9 +452,11 @@ class Net:
         have = available_memory()
         if have is not None and need > have:
             what = "forward" if stack == 0 else f"backward of {stack} stacked diff(s)"
-            raise CaffePortError(f"this {what} needs about {need / 2**30:.1f} GiB (kept blobs and "
-                                 f"diffs) but only {have / 2**30:.1f} GiB of memory is available: use "
-                                 f"a smaller batch{' or fewer stacked classes' if stack > 1 else ''}")
+            inputs = ", ".join(f"{name} {tuple(self._shapes[name])}" for name in self.inputs
+                               if self._shapes.get(name) is not None)
+            raise MemoryLimitError(f"a {what} at input {inputs} needs about {gib(need)} (kept blobs "
+                                   f"and diffs) but only {gib(have)} of memory is available: use a "
+                                   f"smaller batch or input{' or fewer stacked classes' if stack > 1 else ''}")
 
     # --- params (net surgery) --------------------------------------------------------------------
 
@@ -443,13 +489,12 @@ class Net:
                 f"outputs {self.outputs}, device {self.device}>")
 
 
-def available_memory():
-    """Bytes of memory available to a new allocation (Linux MemAvailable), or None if unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+def check_finite_params(graph, params):
+    """Weights holding NaN or ±inf make every map NaN: refused at load, naming the first."""
+    for layer, blobs in params.items():
+        for i, blob in enumerate(blobs):
+            values = graph.constants[blob.name]
+            if not np.all(np.isfinite(values)):
+                bad = int(np.count_nonzero(~np.isfinite(values)))
+                raise ModelError(f"layer {layer!r}: param {i} ({blob.name!r}) holds {bad} NaN or "
+                                 f"infinite value(s) of {values.size}; the weights are damaged")

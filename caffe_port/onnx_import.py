@@ -36,8 +36,9 @@ from onnx import helper, numpy_helper, version_converter
 from onnx.reference import ReferenceEvaluator
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits
 from caffe_port.models import caffe_net, efficientnet_lite
-from caffe_port.onnx_util import MAX_IR_VERSION, default_opset, skeleton
+from caffe_port.onnx_util import MAX_IR_VERSION, default_opset, read_initializer, skeleton
 
 EMBEDDED = ("efficientnet-lite0",)
 MIN_OPSET = 7
@@ -67,6 +68,8 @@ def load_model(model, weights=None) -> onnx.ModelProto:
         if path.is_dir():
             raise ModelError(f"model path is a directory, not a file: {name}")
         try:
+            # the file's bytes and the message parsed from them are in memory together
+            check_fits(2 * path.stat().st_size, f"loading {name}")
             data = path.read_bytes()
         except OSError as e:
             raise ModelError(f"cannot read model file {name}: {e.strerror}") from None
@@ -90,7 +93,26 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     return proto
 
 
+def check_names(model: onnx.ModelProto, where="the model"):
+    """Every name is text: protobuf hands a damaged file's bytes that are not UTF-8 back as they
+    are, and they fail wherever a name is first copied into another message; each is copied
+    once, here."""
+    graph = model.graph
+    probe = onnx.ValueInfoProto()
+    names = [vi.name for vi in list(graph.input) + list(graph.output) + list(graph.value_info)]
+    names += [t.name for t in graph.initializer]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+    try:
+        for name in names:
+            probe.name = name
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
+        raise ModelError(f"{where}: holds names that are not UTF-8 text (a damaged file)") from None
+
+
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
+    check_names(model)
     model = _copy(model)
     # first, so that the converter sees every initializer even where an IR-3 file forgot to list one
     _initializers_are_not_inputs(model)
@@ -360,7 +382,7 @@ def _evaluate(node, initializers, values, opset):
         if not name:
             continue
         if name not in values:
-            values[name] = numpy_helper.to_array(initializers[name])
+            values[name] = read_initializer(initializers[name])
         feeds[name] = values[name]
     try:
         sub_graph = onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(o)

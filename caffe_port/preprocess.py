@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from caffe_port import image_file
 from caffe_port.errors import InputError, ModelError, ShapeError
 from caffe_port.models import efficientnet_lite
 
@@ -58,14 +59,13 @@ def _cv2_flag(interpolation):
 
 # --- images --------------------------------------------------------------------------------------
 
-def load_image(path) -> np.ndarray:
-    """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``."""
+def load_image(path, max_pixels=image_file.MAX_PIXELS) -> np.ndarray:
+    """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``,
+    upright as its EXIF orientation says and reduced above ``max_pixels`` (``image_file``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: image file not found")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"{path}: not an image file OpenCV can read")
+    image = image_file.decode(path, max_pixels=max_pixels)
     if image.ndim == 3 and image.shape[2] == 3:
         image = image[..., ::-1]                      # OpenCV reads BGR
     elif image.ndim == 3 and image.shape[2] == 4:

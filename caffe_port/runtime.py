@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from caffe_port.errors import DeviceError, ModelError, ShapeError
+from caffe_port.errors import DeviceError, InputError, ModelError, ShapeError
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SESSIONS = 4
@@ -113,7 +113,7 @@ class Runtime:
             self._sessions.move_to_end(key)
             return self._sessions[key]
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4      # its errors come back as exceptions: one ModelError line
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no memory pattern: it plans one block per input shape and keeps each for good (VGG16 at
         # batch 8 grew 330 MB over seven forwards with it, none without, at the same speed)
@@ -142,7 +142,10 @@ class Runtime:
                          "CPUExecutionProvider"]
         model = self._session_model(key[0], start, end, inputs)
         try:
-            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
+            # on the CPU, ONNX Runtime's fallback would retry the same provider after printing
+            # "EP Error …" on stdout (into a --json answer): off; the error is ours to report
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers,
+                                        enable_fallback=int(self.device.startswith("cuda")))
         except Exception as e:
             raise ModelError(f"ONNX Runtime cannot load this model: {_first_line(e)}") from None
         if self.device.startswith("cuda") and "CUDAExecutionProvider" not in sess.get_providers():
@@ -190,12 +193,23 @@ class Runtime:
                 raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
             self.per_sample = True
             return result
-        if not sliced and batch > 1 and any(len(_shape(v)) == 0 or _shape(v)[0] != batch
-                                            for name, v in values.items() if name in self.graph.outputs):
+        if not sliced and batch > 1 and self._batch_is_free(feeds) and any(
+                len(_shape(v)) == 0 or _shape(v)[0] != batch
+                for name, v in values.items() if name in self.graph.outputs):
             # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
+            try:
+                result = self._run_per_sample(sess, feeds, fetch, batch)
+            except Exception as e:    # ONNX Runtime's exception types are its own
+                raise ModelError(f"ONNX Runtime failed one image at a time: {_first_line(e)}") from None
             self.per_sample = True
-            return self._run_per_sample(sess, feeds, fetch, batch)
+            return result
         return values
+
+    def _batch_is_free(self, feeds):
+        """Every input's batch is symbolic: only then can it run one image at a time (a graph
+        declaring batch 2 whose Concat on axis 0 gives 4 rows is not folding anything away)."""
+        return all(self.graph.input_shape(name, batch=None)[:1] == (None,)
+                   for name in feeds if name in self.graph.input_info)
 
     def _bound(self, sess, feeds, fetch):
         """One run with IOBinding: inputs from the host, outputs left where ONNX Runtime computed
@@ -241,5 +255,9 @@ def check_feed(graph, name, value):
         shown = "(" + ", ".join("N" if (k == 0 and e is None) else ("?" if e is None else str(e))
                                 for k, e in enumerate(expected)) + ")"
         raise ShapeError(f"input {name!r} expects shape {shown}, got {tuple(value.shape)}")
+    if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        raise InputError(f"input {name!r} holds {bad} NaN or infinite value(s) of {value.size}: "
+                         "every map would be NaN")
     return value
 

@@ -200,6 +200,14 @@ def _spatial(layer, what, values, hw, default, n_spatial):
     return [int(v) for v in values] * (n_spatial if len(values) == 1 else 1)
 
 
+def _positive(layer, **settings):
+    """Caffe's CHECK_GT(…, 0) on kernel sizes, strides, dilations and output counts: a zero
+    would divide by zero in the output size or make an empty blob."""
+    for what, values in settings.items():
+        if any(v < 1 for v in values):
+            layer.fail(f"{what} must be positive, got {values[0] if len(values) == 1 else values}")
+
+
 def _optional(message, field):
     return getattr(message, field) if message.HasField(field) else None
 
@@ -222,6 +230,7 @@ def _convolution(layer):
     stride = _spatial(layer, "stride", p.stride,
                       (_optional(p, "stride_h"), _optional(p, "stride_w")), 1, n_spatial)
     dilation = _spatial(layer, "dilation", p.dilation, (None, None), 1, n_spatial)
+    _positive(layer, kernel=kernel, stride=stride, dilation=dilation, num_output=[p.num_output])
     channels, group = shape[1], p.group
     if group < 1 or channels % group or p.num_output % group:
         layer.fail(f"group {group} must divide the {channels} input channels and "
@@ -305,6 +314,7 @@ def _pooling(layer):
         layer.node("GlobalMaxPool" if method == "MAX" else "GlobalAveragePool", [layer.bottoms[0]])
         return [(shape[0], shape[1], 1, 1)]
     kernel, pad, stride = _pool_geometry(layer, p)
+    _positive(layer, kernel=kernel, stride=stride)
     if any(q >= k for q, k in zip(pad, kernel)):
         layer.fail(f"pad {pad} must be smaller than kernel {kernel}")
     size = list(shape[2:])
@@ -367,8 +377,9 @@ def _inner_product(layer):
     p = layer.param.inner_product_param
     shape = layer.shapes[0]
     axis = layer.axis(p.axis, len(shape))
-    k = int(np.prod(shape[axis:]))
+    k = math.prod(shape[axis:])
     n_out = int(p.num_output)
+    _positive(layer, num_output=[n_out])
     specs = [((k, n_out) if p.transpose else (n_out, k), _filler(p, "weight_filler"))]
     if p.bias_term:
         specs.append(((n_out,), _filler(p, "bias_filler")))
@@ -597,7 +608,14 @@ def _batch_preserving_shape(layer, out_shape, keeps_axis0):
         target[0] = 0
     elif target:
         layer.fix_batch("reshapes axis 0")
-    return np.array(target, np.int64)
+    return _shape_tensor(layer, target)
+
+
+def _shape_tensor(layer, dims):
+    """A shape as ONNX's int64 tensor; a dimension past int64 is a blob no machine holds."""
+    if any(abs(d) >= 2**63 for d in dims):
+        layer.fail(f"its top would have shape {tuple(dims)}, past what int64 counts")
+    return np.array(dims, np.int64)
 
 
 def _flatten(layer):
@@ -609,7 +627,7 @@ def _flatten(layer):
     start, end = layer.axis(p.axis, len(shape)), layer.axis(p.end_axis, len(shape))
     if end < start:
         layer.fail(f"end_axis {p.end_axis} comes before axis {p.axis}")
-    out = (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
+    out = (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
     if start == 1 and end == len(shape) - 1:
         layer.node("Flatten", [layer.bottoms[0]], axis=1)
     else:
@@ -646,21 +664,23 @@ def _reshape(layer):
         else:
             layer.fail(f"dim {d} is invalid")
     out = shape[:start] + new + shape[end:]
-    total = int(np.prod(shape))
+    total = math.prod(shape)
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
+        known = math.prod([d for d in out if d != -1])
         if known == 0 or total % known:
             layer.fail(f"cannot reshape {tuple(shape)} to {dims}")
         out[out.index(-1)] = total // known
-    if int(np.prod(out)) != total:
+    if math.prod(out) != total:
         layer.fail(f"cannot reshape {tuple(shape)} ({total} values) to {tuple(out)}")
     # Axis 0 survives a batch change when it is copied, or inferred while the other axes hold
     # exactly the bottom's non-batch values.
     copies_axis0 = start > 0 or not dims or dims[0] == 0
     infers_axis0 = (start == 0 and dims and dims[0] == -1
-                    and int(np.prod(out[1:])) == int(np.prod(shape[1:])))
-    target = np.array(out, np.int64)
-    if copies_axis0:
+                    and math.prod(out[1:]) == math.prod(shape[1:]))
+    target = _shape_tensor(layer, out)
+    if not out:
+        layer.fix_batch("reshape to a blob without axes")
+    elif copies_axis0:
         target[0] = 0
     elif infers_axis0:
         target[0] = -1

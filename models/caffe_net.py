@@ -38,6 +38,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits, nbytes
 from caffe_port.onnx_util import make_model
 
 from . import caffe_io, caffe_proto
@@ -197,6 +198,11 @@ class ParamSource:
                 raise ModelError(f"layer {layer.name!r} ({layer.type}) needs weights but {where} "
                                  "(pass fill_missing=True to start it from Caffe's fillers)")
             if not self.shapes_only:
+                check_fits(sum(nbytes(shape) for shape, _ in specs),
+                           f"{layer.source}: layer {layer.name!r} ({layer.type}): filling its "
+                           f"weights of shape{'s' if len(specs) > 1 else ''} "
+                           f"{', '.join(str(tuple(shape)) for shape, _ in specs)}",
+                           "the prototxt's sizes are wrong, or too large for this machine")
                 self.filled.append(layer.name)
                 if any(value is None for _, value in specs):
                     self.random_fillers.append(layer.name)

@@ -13,12 +13,19 @@ itself is done by the library: ``caffe_port.methods`` makes the maps, ``caffe_po
 pictures, ``caffe_port.preprocess`` the way between photographs and the net.
 
 Every error caffe_port raises on purpose (a missing image, an unknown class, a corrupt model…)
-is caught once, in ``main``, and printed as one line on stderr with exit status 2.
+is caught once, in ``main``, and printed as one line on stderr with exit status 2; so is running
+out of memory in an allocation no check foresaw.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+
+# OpenCV logs its decoders' complaints about a damaged image on stderr (libtiff's "Can not read
+# TIFF directory"…) before returning nothing; the command's one line says it: its log is off
+# (read when OpenCV loads, which no import here has done yet)
+os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from caffe_port import __version__
 from caffe_port.cli import benchmark, maps, model_tools, teaching
@@ -53,6 +60,11 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except CaffePortError as e:
         print(f"caffe-port: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        # the checks refuse what they can foresee (caffe_port/memory.py); this is the rest
+        print("caffe-port: error: out of memory: use a smaller image, batch or model",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("caffe-port: interrupted", file=sys.stderr)

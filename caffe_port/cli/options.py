@@ -151,6 +151,11 @@ def parse_mean(text):
                 mean = np.load(text)
             except Exception:
                 raise InputError(f"{text}: not a .npy mean file") from None
+        if mean.size == 0 or not np.issubdtype(mean.dtype, np.number):
+            raise InputError(f"{text}: the mean file holds no numbers (shape {mean.shape}, "
+                             f"dtype {mean.dtype})")
+        if not np.all(np.isfinite(mean)):
+            raise InputError(f"{text}: the mean holds NaN or infinite values")
         mean = mean.reshape((-1,) + mean.shape[-2:]) if mean.ndim >= 2 else mean
         values = mean.mean(axis=(1, 2)) if mean.ndim == 3 else mean.reshape(-1)
     else:
