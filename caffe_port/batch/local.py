@@ -29,7 +29,7 @@ class LocalEngine:
 
     def batches(self, items):
         """Yield [ImageResult] per batch, in the items' order."""
-        size = self.worker.batch_size
+        size = self.worker.settings.batch_size     # the Ray engine forms the same batches
         prefetch = 2 * size
         pending = deque()
         queue = iter(items)

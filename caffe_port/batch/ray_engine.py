@@ -21,8 +21,10 @@ a local Ray is started on this machine, bound to the loopback interface, and sto
 """
 from __future__ import annotations
 
+import logging
 import os
 import pickle
+import warnings
 
 import pyarrow as pa
 
@@ -40,13 +42,14 @@ def _ray():
     return ray
 
 
-def _items(batch):
-    return [Item(row["image"], row["path"], row["label"]) for row in batch.to_pylist()]
+def _items(row):
+    return [Item(image, path, label) for image, path, label in row["items"]]
 
 
 def decode_batch(batch, preset):
-    """Ray Data stage 1: a pyarrow batch of items → their pickled ``Decoded``."""
-    decoded = [pickle.dumps(decode(item, preset), protocol=5) for item in _items(batch)]
+    """Ray Data stage 1: rows of one batch of items each → the batch's pickled ``Decoded`` list."""
+    decoded = [pickle.dumps([decode(item, preset) for item in _items(row)], protocol=5)
+               for row in batch.to_pylist()]
     return pa.table({"decoded": pa.array(decoded, pa.large_binary())})
 
 
@@ -57,10 +60,9 @@ class Explainer:
         self.worker = Worker(settings)
 
     def __call__(self, batch):
-            decoded = [pickle.loads(b) for b in batch.column("decoded").to_pylist()]
-        results = self.worker.explain(decoded)
-        return pa.table({"result": pa.array([pickle.dumps(r, protocol=5) for r in results],
-                                            pa.large_binary())})
+        results = [pickle.dumps(self.worker.explain(pickle.loads(b)), protocol=5)
+                   for b in batch.column("decoded").to_pylist()]
+        return pa.table({"results": pa.array(results, pa.large_binary())})
 
 
 class RayEngine:
@@ -80,13 +82,19 @@ class RayEngine:
         self.explainer = explainer
         self._started = False
         if not self.ray.is_initialized():
+            quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
             if address:
-                self.ray.init(address=address, include_dashboard=False, log_to_driver=False)
+                self.ray.init(address=address, **quiet)
             else:
                 # a private cluster for this run: loopback only, no dashboard, a small object store
-                self.ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                              _node_ip_address="127.0.0.1", object_store_memory=512 * 2**20)
+                self.ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1",
+                              object_store_memory=512 * 2**20, **quiet)
             self._started = True
+        # the progress bar and the final line are caffe-port's; Ray Data's own would interleave
+        context = self.ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(self.ray.cluster_resources().get("CPU", 1))
         per_net = settings.threads or os.cpu_count() or 1
         self.actors = int(actors) if actors else max(1, cpus // per_net)
@@ -95,20 +103,31 @@ class RayEngine:
 
     def batches(self, items):
         """Yield [ImageResult] per batch, as the actors finish them (not in the items' order)."""
-        rows = [{"image": i.image, "path": i.path, "label": i.label} for i in items]
+        # one dataset row per batch of the local engine's making (consecutive items, batch_size
+        # each): the same images share a forward in both engines, so their maps are bit-identical
+        size = self.settings.batch_size
+        rows = [{"items": [(i.image, i.path, i.label) for i in items[start:start + size]]}
+                for start in range(0, len(items), size)]
         if not rows:
             return
         data = self.ray.data
-        size = self.settings.batch_size
-        ds = data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // size)))
-        ds = ds.map_batches(decode_batch, batch_size=size, batch_format="pyarrow",
-                            fn_kwargs={"preset": self.settings.preset}, num_cpus=0.25)
-        # one logical CPU per actor: the Net's own threads are --threads, not Ray's to count
-        ds = ds.map_batches(self.explainer, batch_size=size, batch_format="pyarrow",
-                            fn_constructor_kwargs={"settings": self.settings}, concurrency=self.actors,
-                            num_cpus=1, max_restarts=-1, max_task_retries=-1)
-        for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
-            yield [pickle.loads(b) for b in batch.column("result").to_pylist()]
+        ds = data.from_items(rows, override_num_blocks=len(rows))
+        # decoding is light beside the nets and runs beside them, as the local engine's threads
+        # do: it asks for no CPU of Ray's, else actors holding every CPU would starve it
+        ds = ds.map_batches(decode_batch, batch_size=1, batch_format="pyarrow",
+                            fn_kwargs={"preset": self.settings.preset}, num_cpus=0,
+                            compute=data.TaskPoolStrategy(size=max(2, self.actors)))
+        # one logical CPU per actor: the Net's own threads are --threads, not Ray's to count.
+        # Ray Data restarts a dead actor and retries its batch (max_restarts, max_task_retries = -1)
+        ds = ds.map_batches(self.explainer, batch_size=1, batch_format="pyarrow",
+                            fn_constructor_kwargs={"settings": self.settings}, num_cpus=1,
+                            compute=data.ActorPoolStrategy(size=self.actors))
+        with warnings.catch_warnings():
+            # "fewer inputs than actors" when the set is small: true, and nothing to act on
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.data")
+            for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
+                for results in batch.column("results").to_pylist():
+                    yield pickle.loads(results)
 
     def close(self):
         if self._started:

@@ -27,7 +27,7 @@ import numpy as np
 
 from caffe_port.batch.inputs import Item
 from caffe_port.errors import CaffePortError, InputError
-from caffe_port.methods.base import HeldForward, Method, resolve_targets
+from caffe_port.methods.base import HeldForward, Method, one_class, resolve_targets
 from caffe_port.methods.localize import localize_from_saliency
 from caffe_port.preprocess import Preset, load_image
 
@@ -213,6 +213,8 @@ class Worker:
         self.methods = [(spec.name, spec.factory(net, **common)) for spec in settings.methods]
         if settings.top_k is not None and not 1 <= settings.top_k <= self.scorer.num_classes:
             raise InputError(f"--top-k must be in 1…{self.scorer.num_classes}, got {settings.top_k}")
+        if settings.target is not None and settings.target != LABEL:
+            one_class(settings.target, self.scorer.num_classes, self.scorer.labels)   # now, not per image
 
     def decode(self, item: Item) -> Decoded:
         return decode(item, self.preset)
