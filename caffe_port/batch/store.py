@@ -136,6 +136,7 @@ class Store:
         self.fingerprint = {"format": FORMAT, **fingerprint}
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
             raise InputError(f"--out {self.directory}: exists and is not a directory")
+        self._refuse_foreign()
         try:
             os.makedirs(self.directory, exist_ok=True)
             self._lock = open(os.path.join(self.directory, LOCK), "a+")
@@ -151,6 +152,16 @@ class Store:
         except BaseException:
             self.close()
             raise
+
+    def _refuse_foreign(self):
+        """A folder that holds files and no batch.json is someone else's: not a file is added."""
+        if not os.path.isdir(self.directory) or os.path.exists(self._path(SETTINGS)):
+            return
+        ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, "report.html", "report"}
+        foreign = sorted(name for name in os.listdir(self.directory) if name not in ours)
+        if foreign:
+            raise InputError(f"--out {self.directory}: is not empty and not a caffe-port batch "
+                             f"folder (it holds {foreign[0]!r}); choose a new or empty folder")
 
     def _path(self, *parts):
         return os.path.join(self.directory, *parts)
@@ -170,12 +181,6 @@ class Store:
                                  f"start over, or choose another --out")
             if force:
                 self._discard()
-        else:
-            ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, "report.html", "report"}
-            foreign = [name for name in os.listdir(self.directory) if name not in ours]
-            if foreign:
-                raise InputError(f"--out {self.directory}: is not empty and not a caffe-port batch "
-                                 f"folder (it holds {foreign[0]!r}); choose a new or empty folder")
         try:
             os.makedirs(self._path(PARTS), exist_ok=True)
             os.makedirs(self._path(MAPS), exist_ok=True)
