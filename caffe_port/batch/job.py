@@ -52,7 +52,8 @@ def run(inputs, out, *, model=EMBEDDED, weights=None, preset=None, methods=None,
     methods:  see ``method_specs`` (default: Saliency)
     target, top_k: the classes (``target="label"``: each image's ground truth, from its list)
     localize: a GrabCut box (Simonyan et al. §3.1) for each (H, W) map
-    engine:   "local", "ray", or an engine object (LocalEngine, RayEngine)
+    engine:   "local", "ray", or a callable making the engine from the Settings
+              (``functools.partial(RayEngine, actors=4)``)
     force:    discard what ``out`` holds and start over (required when the settings differ)
     progress: a progress bar and the final line on ``stream`` (stderr)
     report:   write out/report.html as well
@@ -75,6 +76,8 @@ def run(inputs, out, *, model=EMBEDDED, weights=None, preset=None, methods=None,
         if isinstance(engine, str):
             engine = make_engine(engine, settings, net=net, workers=workers, ray_address=ray_address,
                                  actors=actors)
+        else:
+            engine = engine(settings)
         try:
             table = _run(items, store, engine, progress, stream)
         finally:
