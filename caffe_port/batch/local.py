@@ -55,4 +55,4 @@ class LocalEngine:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self):
-        pass
+        self.worker.close()

@@ -21,6 +21,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -211,6 +212,8 @@ class Worker:
         self.scorer = Method(net, **common)
         self.batch_size = self.scorer.batch_size
         self.methods = [(spec.name, spec.factory(net, **common)) for spec in settings.methods]
+        self._pool = ThreadPoolExecutor(settings.threads or os.cpu_count() or 1,
+                                        thread_name_prefix="caffe-port-maps")
         if settings.top_k is not None and not 1 <= settings.top_k <= self.scorer.num_classes:
             raise InputError(f"--top-k must be in 1…{self.scorer.num_classes}, got {settings.top_k}")
         if settings.target is not None and settings.target != LABEL:
@@ -256,7 +259,10 @@ class Worker:
             self.scorer.release()
         shared = (time.perf_counter() - t0) / len(group)
         probs = softmax(scores)
-        return [self._image_result(d, n, chosen, maps, probs, shared) for n, d in enumerate(group)]
+        # each image's maps back to its pixels, and GrabCut, one image a thread: OpenCV releases
+        # the GIL and the net is idle meanwhile
+        return list(self._pool.map(lambda n: self._image_result(group[n], n, chosen, maps, probs, shared),
+                                   range(len(group))))
 
     def _image_result(self, d, n, chosen, maps, probs, shared_seconds):
         t0 = time.perf_counter()
@@ -274,6 +280,9 @@ class Worker:
                                    float(probs[n, c]), saliency_map, box))
         seconds = d.seconds + shared_seconds + (time.perf_counter() - t0)
         return ImageResult(d.item, rows, None, d.photo.shape[:2], seconds)
+
+    def close(self):
+        self._pool.shutdown(wait=True)
 
     @staticmethod
     def _box(photo, saliency_map, covered):
