@@ -1,9 +1,14 @@
 """INPUT arguments: files, folders walked recursively, ILSVRC-style lists."""
 import os
+import subprocess
+import sys
 
 import pytest
 
+import caffe_port.batch as batch
 from caffe_port.batch.inputs import Item, collect
+from caffe_port.batch.job import run
+from caffe_port.batch.store import read_index
 from caffe_port.errors import InputError
 
 
@@ -60,3 +65,14 @@ def test_a_bad_list_is_one_line_naming_it(tmp_path, content, message):
 def test_a_missing_input_is_refused_before_anything_starts(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         collect([str(tmp_path / "nowhere")])
+
+
+def test_importing_the_package_and_the_cli_loads_neither_pyarrow_nor_ray():
+    code = ("import sys, caffe_port.batch, caffe_port.cli; "
+            "print(sorted(m for m in ('pyarrow', 'ray', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_run_and_read_index_are_the_packages_api():
+    assert batch.run is run and batch.read_index is read_index
