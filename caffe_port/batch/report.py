@@ -19,14 +19,13 @@ from collections import Counter
 import numpy as np
 
 from caffe_port import render
-from caffe_port.batch.store import OK, SETTINGS, image_id
+from caffe_port.batch.store import OK, REPORT, REPORT_FILES, SETTINGS, image_id
 from caffe_port.errors import InputError
 from caffe_port.preprocess import load_image
 
 THUMBNAIL = 160                 # pixels, the longer side
 PAGE = 100                      # images a page
 PERCENTILE = render.GRADIENT.percentile
-REPORT = "report.html"
 
 
 def _jpeg(picture) -> bytes:
@@ -40,7 +39,7 @@ def _jpeg(picture) -> bytes:
 
 def _thumbnail(directory, name, make):
     """report/<name>.jpg relative to DIR, made by ``make()`` unless it is there already."""
-    relative = f"report/{name}.jpg"
+    relative = f"{REPORT_FILES}/{name}.jpg"
     target = os.path.join(directory, relative)
     if not os.path.exists(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -11,6 +11,7 @@ the index, written so that a run killed at any moment loses nothing it committed
     DIR/parts/<commit>.parquet  the journal: one file per committed batch of images
     DIR/index.parquet           every row, one per image × method × class: the parts compacted
     DIR/.lock                   held (flock) while a run writes: one writer at a time
+    DIR/report.html, report/    --report's page and thumbnails (report.py)
 
 **Commit protocol** (``Store.commit``, one batch at a time, single writer):
 
@@ -20,8 +21,8 @@ the index, written so that a run killed at any moment loses nothing it committed
        parts/ is fsync'ed — this rename is the commit
 
 A row is therefore never on disk before its map; a kill before step 2's rename leaves maps
-without rows (rewritten by the rerun) and temporary files (swept when the folder is next
-opened); after it, the batch is done. A batch whose writes fail (a full disk) raises StoreError
+without rows (rewritten by the rerun) and temporary files (in parts/, maps/*/, report/*/ and
+DIR itself: swept when the folder is next opened); after it, the batch is done. A batch whose writes fail (a full disk) raises StoreError
 before step 2: the batches committed before stay committed.
 
 **Compaction** (``Store.compact``, at the end of a run, and when a rerun opens the folder): the
@@ -61,6 +62,8 @@ INDEX = "index.parquet"
 PARTS = "parts"
 MAPS = "maps"
 LOCK = ".lock"
+REPORT = "report.html"                # --report's page (report.py)
+REPORT_FILES = "report"               # and its thumbnails
 TRASH = ".discarded"
 TEMPORARY = ".caffe_port-*.tmp"       # render.write_bytes's temporary names
 FORMAT = 1
@@ -158,7 +161,7 @@ class Store:
         """A folder that holds files and no batch.json is someone else's: not a file is added."""
         if not os.path.isdir(self.directory) or os.path.exists(self._path(SETTINGS)):
             return
-        ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, "report.html", "report"}
+        ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, REPORT, REPORT_FILES}
         foreign = sorted(name for name in os.listdir(self.directory) if name not in ours)
         if foreign:
             raise InputError(f"--out {self.directory}: is not empty and not a caffe-port batch "
@@ -185,9 +188,10 @@ class Store:
         try:
             os.makedirs(self._path(PARTS), exist_ok=True)
             os.makedirs(self._path(MAPS), exist_ok=True)
-            for temporary in glob.glob(self._path(PARTS, TEMPORARY)) + glob.glob(self._path(MAPS, "*", TEMPORARY)) \
-                    + glob.glob(self._path(TEMPORARY)):
-                os.remove(temporary)
+            for pattern in ((PARTS, TEMPORARY), (MAPS, "*", TEMPORARY), (REPORT_FILES, "*", TEMPORARY),
+                            (TEMPORARY,)):
+                for temporary in glob.glob(self._path(*pattern)):
+                    os.remove(temporary)
             if not os.path.exists(settings_file):
                 write_bytes(settings_file, json.dumps(self.fingerprint, indent=1).encode(), force=True)
         except OSError as e:
@@ -207,7 +211,7 @@ class Store:
         replaced, then they are deleted; a kill in between leaves a folder that opens cleanly."""
         trash = self._path(TRASH)
         os.makedirs(trash, exist_ok=True)
-        for name in (INDEX, PARTS, MAPS, "report.html", "report"):
+        for name in (INDEX, PARTS, MAPS, REPORT, REPORT_FILES):
             if os.path.exists(self._path(name)):
                 os.replace(self._path(name), os.path.join(trash, name))
         write_bytes(self._path(SETTINGS), json.dumps(self.fingerprint, indent=1).encode(), force=True)

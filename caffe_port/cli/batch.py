@@ -22,8 +22,10 @@ paths resolve against the list's folder). --class label explains each image's gr
 DIR/index.parquet has one row per image x method x class: image, path, method, rank, class,
 name, score, prob, label, map (the .npy in the photograph's pixels, relative to DIR), box,
 status ('ok' or the image's error), seconds. Rerunning the same command computes only what is
-not done; a run killed at any moment loses nothing it committed. Exit status: 0, or 1 when an
-image failed (its row says why), 2 for an error that stopped the run.
+not done; a run killed at any moment loses nothing it committed. Other settings into the same
+DIR are refused; --force discards its earlier results and starts over. Exit status: 0, or 1
+when an image failed (its row says why), 2 for an error that stopped the run. docs/scale.md
+has the format, its crash safety and Ray clusters.
 """
 
 
