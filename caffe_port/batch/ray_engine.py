@@ -1,11 +1,13 @@
 """The Ray engine (``--engine ray``, the ``ray`` extra): the same Worker, on a pool of Ray actors.
 
-    items ──ray.data.from_items──▶ map_batches(decode_batch)          tasks: read + pre-process
-          ──map_batches(Explainer, concurrency=actors)──▶ results     actors: one Net each, loaded once
-          ──iter_batches──▶ the driver's Store                        maps and rows written here only
+    batches of items ──ray.data.from_items──▶ map_batches(decode_batch)      tasks: read, pre-process
+          ──map_batches(Explainer, ActorPoolStrategy(size=actors))──▶     actors: one Net each, loaded once
+          ──iter_batches──▶ the driver's Store                            maps and rows written here only
 
-Every actor builds a ``Worker`` from the same ``Settings`` and runs ``Worker.explain`` on the
-batches it is handed, so its rows and maps are those of the local engine. Results travel back
+A dataset row is one batch of the local engine's making (``batch_size`` consecutive items), and
+every actor builds a ``Worker`` from the same ``Settings`` and runs ``Worker.explain`` on it, so
+the same images share a forward in both engines: the rows and the maps' bytes are the local
+engine's. Results travel back
 to the driver pickled (maps included) and only the driver writes DIR: the output folder need not
 be shared, but each worker must read the images (the same paths: a shared file system) and the
 model (the same path, or the embedded model, whose weights come with caffe_port's
