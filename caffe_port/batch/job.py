@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
@@ -107,13 +108,26 @@ def _run(items, store, engine, progress, stream):
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), unit="img", desc="batch", file=stream, disable=not progress,
                dynamic_ncols=True, smoothing=0.1)
+
+    def committed(results, commit):
+        counts["rows"] += commit.result()
+        counts["new"] += len(results)
+        counts["failed"] += sum(r.error is not None for r in results)
+        bar.update(len(results))
+
+    # one batch is written while the next is computed; one writer, one commit in flight, so
+    # commits stay in order and a failed write stops the run at the next batch
+    writer = ThreadPoolExecutor(1, thread_name_prefix="caffe-port-commit")
+    pending = None
     try:
         for results in engine.batches(todo):
-            counts["rows"] += store.commit(results)
-            counts["new"] += len(results)
-            counts["failed"] += sum(r.error is not None for r in results)
-            bar.update(len(results))
+            if pending is not None:
+                committed(*pending)
+            pending = (results, writer.submit(store.commit, results))
+        if pending is not None:
+            committed(*pending)
     finally:
+        writer.shutdown(wait=True)
         bar.close()
         elapsed = time.perf_counter() - t0
         table = store.compact()
