@@ -27,7 +27,9 @@ import math
 import os
 import warnings
 
+import cv2
 import numpy as np
+from PIL import Image
 
 from caffe_port.errors import InputError
 from caffe_port.memory import check_fits, gib
@@ -94,7 +96,6 @@ def read_header(data: bytes):
 
 
 def _first_header(data):
-    from PIL import Image
     Image.init()
     prefix = data[:16]
     for name in Image.ID:
@@ -133,7 +134,7 @@ def _reduction(header, max_pixels):
     return REDUCTIONS[-1]
 
 
-def _decode_flags(cv2, header, reduction):
+def _decode_flags(header, reduction):
     if reduction == 1:
         return cv2.IMREAD_UNCHANGED
     grey = header is not None and header.mode == "L"
@@ -148,7 +149,6 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
 
     working_bytes: what the caller's conversions take per decoded pixel, counted in the memory
     check (default: one float32 RGB copy, what ``preprocess.as_rgb`` makes)."""
-    import cv2
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), name or "image"
     else:
@@ -159,6 +159,8 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
                 data = f.read()
         except OSError as e:
             raise InputError(f"{name}: cannot read the image file ({e.strerror})") from None
+    if not data:
+        raise InputError(f"{name}: not an image file (it is empty)")
     header = read_header(data)
     reduction = 1
     if header is not None:
@@ -170,7 +172,7 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
                    f"{name}: decoding its {size}" + (f" at 1/{reduction} scale" if reduction > 1 else ""),
                    "shrink the image first")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), _decode_flags(cv2, header, reduction))
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), _decode_flags(header, reduction))
     except cv2.error as e:     # e.g. an allocation for a size only OpenCV's own parser read
         raise InputError(f"{name}: OpenCV could not decode it "
                          f"({str(e).strip().splitlines()[-1][:160]})") from None
@@ -181,13 +183,13 @@ def decode(source, name=None, *, upright=True, max_pixels=MAX_PIXELS,
                       f"1/{reduction} scale, {image.shape[1]}×{image.shape[0]}; maps come back in "
                       "those pixels", stacklevel=3)
     elif max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:
-        image = _area_reduced(cv2, image, max_pixels, name)
+        image = _area_reduced(image, max_pixels, name)
     if upright and header is not None and header.orientation != 1:
         image = _apply_orientation(image, header.orientation)
     return image
 
 
-def _area_reduced(cv2, image, max_pixels, name):
+def _area_reduced(image, max_pixels, name):
     """A decoded image above max_pixels, area-averaged down to fit (each new pixel the mean of
     its footprint)."""
     height, width = image.shape[:2]

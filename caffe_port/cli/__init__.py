@@ -3,6 +3,7 @@
 The parser is put together here from the command groups, each module adding its own commands:
 
     maps.py          classify, saliency, classmodel, localize, grid, demo
+    batch.py         batch (caffe_port.batch: a whole image set, resumable)
     model_tools.py   info, convert
     teaching.py      gradcheck, trace
     benchmark.py     bench
@@ -28,7 +29,7 @@ import sys
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from caffe_port import __version__
-from caffe_port.cli import benchmark, maps, model_tools, teaching
+from caffe_port.cli import batch, benchmark, maps, model_tools, teaching
 from caffe_port.errors import CaffePortError
 
 DESCRIPTION = """\
@@ -49,7 +50,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"caffe_port {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (maps, model_tools, teaching, benchmark):
+    for group in (maps, batch, model_tools, teaching, benchmark):
         group.add_commands(sub)
     return parser
 

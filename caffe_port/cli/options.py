@@ -3,6 +3,7 @@
     model_options(p)     --model --weights --score-blob --labels --device --threads, and for
                          commands that read photographs --preset --mean --resize
     class_options(p)     --class --top-k
+    method_options(p)    --layer --samples --noise --steps --seed (what the methods' constructors take)
     output_options(p)    --percentile (commands that draw maps) --out --force
     Loaded(args)         the Net, its Preset and labels, as those options ask
 """
@@ -60,6 +61,15 @@ def class_options(p):
                    help="a class index (281) or name ('tabby cat'); default: the top class")
     g.add_argument("--top-k", type=int, default=None, metavar="K",
                    help="the K best classes, in one backward pass")
+
+
+def method_options(p):
+    g = p.add_argument_group("method options")
+    g.add_argument("--layer", default=None, help="Grad-CAM's blob (default: the last spatial one)")
+    g.add_argument("--samples", type=int, default=50, help="SmoothGrad: noisy copies (default 50)")
+    g.add_argument("--noise", type=float, default=0.15, help="SmoothGrad: sigma as a fraction of the range")
+    g.add_argument("--steps", type=int, default=50, help="Integrated Gradients: steps (default 50)")
+    g.add_argument("--seed", type=int, default=0)
 
 
 def output_options(p, pictures=True):

@@ -242,6 +242,15 @@ class Attribution(ABC):
 
 # --- the Net client ----------------------------------------------------------------------------
 
+class HeldForward:
+    """Which forward the net's blobs hold: ``key`` = (array, start, stop) of the chunk a method
+    forwarded within its current call, or None. Methods given one ``held=`` share it, so that one
+    forward of a batch serves them all: ``GradCAM(net, held=saliency.held)``."""
+
+    def __init__(self):
+        self.key = None
+
+
 class Method:
     """A Net, its image input and its score blob; forward/backward in chunks of the batch axis.
 
@@ -251,9 +260,11 @@ class Method:
     labels:     class names, for ``target="tabby cat"`` and captions (default: ImageNet's when the
                 net has 1000 classes)
     batch_size: images per forward/backward (a net whose batch size is fixed uses that one)
+    held:       a ``HeldForward`` shared with other methods on the same net (default: its own)
     """
 
-    def __init__(self, net, *, score_blob=None, input_blob=None, labels=None, batch_size=DEFAULT_BATCH):
+    def __init__(self, net, *, score_blob=None, input_blob=None, labels=None, batch_size=DEFAULT_BATCH,
+                 held=None):
         self.net = net
         self.input_blob = find_input_blob(net, input_blob)
         self.score_blob = find_score_blob(net, score_blob)
@@ -263,9 +274,9 @@ class Method:
         self._fixed_batch = fixed is not None
         if self.batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
-        # (array, start, stop) whose forward the net's blobs hold, within one call only: a later
-        # call may follow the user's own net.forward()
-        self._held = None
+        # whose forward the net's blobs hold, within one call only: a later call may follow the
+        # user's own net.forward()
+        self.held = held if held is not None else HeldForward()
         self.classes_ = None
         self.scores_ = None
 
@@ -297,10 +308,10 @@ class Method:
         if self._fixed_batch and chunk.shape[0] < self.batch_size:
             pad = np.repeat(chunk[-1:], self.batch_size - chunk.shape[0], axis=0)
             chunk = np.concatenate([chunk, pad])
-        held = self._held
+        held = self.held.key
         if held is None or held[0] is not data or held[1:] != (start, stop):
             out = self.net.forward(blobs=[self.score_blob], **{self.input_blob: chunk})
-            self._held = (data, start, stop)
+            self.held.key = (data, start, stop)
         else:
             out = {self.score_blob: self.net.blobs[self.score_blob].data}
         scores = np.asarray(out[self.score_blob])
@@ -312,7 +323,7 @@ class Method:
     def scores(self, data) -> np.ndarray:
         """The (N, classes) pre-softmax scores of the images."""
         data = as_batch(data)
-        self._held = None
+        self.held.key = None
         return np.concatenate([self._forward(data, a, b) for a, b in self._chunks(len(data))])
 
     def targets(self, data, target=None, top_k=None) -> Targets:
@@ -323,7 +334,7 @@ class Method:
 
     def release(self):
         """Forget which forward the net holds (the next call runs its own forward)."""
-        self._held = None
+        self.held.key = None
 
     def _backward(self, classes, n, rule="backprop", diffs=()):
         """One backward for the chunk the net holds: one-hot diffs at the score blob for the (K, n)
