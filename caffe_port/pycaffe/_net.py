@@ -9,8 +9,11 @@ per node and one blob per tensor.
 
 A Caffe blob is one buffer that in-place layers share, and the shell keeps that behaviour:
 
-* ``blob.data`` is the version the last forward wrote (``conv1`` after a full forward is the
-  ReLU output; after ``forward(end='conv1')`` it is the convolution's);
+* ``blob.data`` is one array for the blob's life (until a reshape): the engine's memory of the
+  blob's last version (``conv1``, the ReLU output after a full forward). A forward that stops
+  inside an in-place chain leaves the version it wrote there (after ``forward(end='conv1')`` the
+  convolution's), and a forward that starts inside one reads it from there, as Caffe's layers
+  read and write the one buffer;
 * ``blob.diff`` is a persistent array. Before ``backward(start=L)`` it is read as the top diff of
   the highest walked layer that writes the blob (unless a walked layer writes the blob's diff
   itself, which overwrites it, as in Caffe); after it holds the diff of the lowest version a
@@ -142,7 +145,6 @@ class Net:
         self.inputs = inputs
         self.outputs = outputs
         self._input_tensor = {b: versions[b][0][0] for b in inputs}
-        self._current = {b: chain[-1][0] for b, chain in versions.items()}
         self._layer_index = {layer.name: k for k, layer in enumerate(layers)}
         self._diff_buffers = {}
         self._from_backward = set()     # blobs whose diff the last backward wrote
@@ -218,6 +220,8 @@ class Net:
         nodes = [i for layer in self._layers[first:last + 1] for i in layer.nodes]
         if nodes:
             graph_nodes = self._engine.graph.nodes
+            if min(nodes) > 0:
+                self._share_into_chains(first)
             self._engine.forward(start=graph_nodes[min(nodes)].name if min(nodes) > 0 else None,
                                  end=graph_nodes[max(nodes)].name, **feeds)
         else:
@@ -225,14 +229,25 @@ class Net:
                 self._engine.blobs[tensor].reshape(*value.shape)
                 self._engine.blobs[tensor].data[...] = value
         self._pending = None
-        for name in kwargs:
-            self._current[name] = self._input_tensor[name]
-        for blob, chain in self._versions.items():
-            written = [tensor for tensor, k in chain if first <= k <= last]
-            if written:
-                self._current[blob] = written[-1]
+        self._share_from_chains(first, last)
         names = list(self._layers[last].tops) if end is not None else list(self.outputs)
         return {name: self.blobs[name].data for name in names + blobs}
+
+    def _share_into_chains(self, first):
+        """Before a forward from layer ``first``: the version of an in-place blob that layer
+        reads takes the blob's buffer (what the last forward or the user left in it)."""
+        for blob, chain in self._versions.items():
+            before = [tensor for tensor, k in chain if k < first]
+            if len(chain) > 1 and before and before[-1] != chain[-1][0]:
+                self._engine.blobs[before[-1]].data[...] = self._blob_data(blob)
+
+    def _share_from_chains(self, first, last):
+        """After a forward of layers ``first``..``last``: an in-place blob whose last writer did
+        not run holds the version that did, in its one buffer."""
+        for blob, chain in self._versions.items():
+            written = [tensor for tensor, k in chain if first <= k <= last]
+            if len(chain) > 1 and written and written[-1] != chain[-1][0]:
+                self._blob_data(blob)[...] = self._engine.blobs[written[-1]].data
 
     def forward_all(self, blobs=None, **kwargs):
         """Forward N inputs in batches of the net's batch size (the last batch padded with
@@ -428,13 +443,13 @@ class Net:
         pending = self._pending_blob(blob)
         if pending is not None:
             return pending
-        return self._engine.blobs[self._current[blob]].data
+        return self._engine.blobs[self._versions[blob][-1][0]].data
 
     def _blob_shape(self, blob):
         pending = self._pending_blob(blob)
         if pending is not None:
             return pending.shape
-        return tuple(self._engine.blobs[self._current[blob]].shape)
+        return tuple(self._engine.blobs[self._versions[blob][-1][0]].shape)
 
     def _blob_diff(self, blob):
         return self._diff_buffer(blob)
@@ -554,7 +569,6 @@ class Net:
         for tensor in self._handed_out:
             self._param_data(tensor)       # the new engine watches them for surgery
         self._derived_snapshots = {name: None for name in self._derived_snapshots}
-        self._current = {b: chain[-1][0] for b, chain in self._versions.items()}
         for blob in self.inputs:
             engine.blobs[self._input_tensor[blob]].reshape(*shapes[blob])
 

@@ -211,13 +211,16 @@ def test_unkept_blob_data_is_recomputed(x):
 
 def test_forward_start_and_end(x):
     net = Net(small_classifier(softmax=False), device="cpu")
-    full = net.forward(data=x)["fc8"]
+    held = net.forward(data=x)["fc8"]
+    full = held.copy()
     upto = net.forward(data=x, end="pool1")
     assert list(upto) == ["pool1"]
     net.blobs["pool1"].data[...] *= 0
     zeroed = net.forward(start="flatten")["fc8"]
     np.testing.assert_allclose(zeroed, np.broadcast_to(net.params["fc8"][1].data, (2, 5)), rtol=1e-6)
     assert not np.allclose(zeroed, full)
+    # as in Caffe, the returned array is the blob's memory: the one held sees the later forward
+    assert zeroed is held
 
 
 def test_net_surgery_on_params_takes_effect(x):

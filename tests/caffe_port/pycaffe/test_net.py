@@ -436,7 +436,9 @@ def test_classifier_predict_averages_the_ten_crops(tiny_files):
     for n, image in enumerate(images):
         crops = caffe.io.oversample([caffe.io.resize_image(image, (10, 9))], (8, 7))
         batch = np.stack([clf.transformer.preprocess("data", c) for c in crops])
-        probs = np.concatenate([net.forward(data=batch[k:k + 2])["prob"] for k in range(0, 10, 2)])
+        # copies: as in pycaffe, forward returns the blob's memory, which the next forward rewrites
+        probs = np.concatenate([net.forward(data=batch[k:k + 2])["prob"].copy()
+                                for k in range(0, 10, 2)])
         np.testing.assert_allclose(predictions[n], probs.mean(axis=0), rtol=1e-5, atol=1e-7)
     centre = clf.predict(images, oversample=False)
     resized = caffe.io.resize_image(images[0], (10, 9))[1:9, 1:8]

@@ -281,13 +281,16 @@ def test_seed_003_class_activation_maps(tmp_path, monkeypatch, helpers):
         k = IDX_category[j]
         np.testing.assert_allclose(curCAMmapAll[:, :, j].mean() + bias[k],
                                    net.blobs[out_layer].data[0, k], rtol=1e-4, atol=1e-5)
-    assert np.any(net.forward(end=last_conv)[last_conv] < 0)
     run = torch_net(models / "deploy_googlenetCAM.prototxt",
                     models / "imagenet_googlenetCAM_train_iter_120000.caffemodel")
     torch = pytest.importorskip("torch")
     x = torch.from_numpy(net.blobs["data"].data.astype(np.float64))
     np.testing.assert_allclose(activation_lastconv, run(x)["CAM_conv"].numpy(), rtol=1e-4,
                                atol=1e-4)
+    # a forward that stops at the convolution leaves its (pre-ReLU) output in the blob's one
+    # buffer, which the seed's activation_lastconv is a view of, as in Caffe
+    assert np.any(net.forward(end=last_conv)[last_conv] < 0)
+    assert np.any(activation_lastconv < 0)
 
 
 # --- seed 004: one-class net surgery, then a diff of 1 at its single output -----------------------
