@@ -207,7 +207,8 @@ class Runtime:
             self.per_sample = True
             return _written_into(out, result)
         if not sliced and batch > 1 and any(len(_shape(v)) == 0 or _shape(v)[0] != batch
-                                            for name, v in values.items() if name in self.graph.outputs):
+                                            for name, v in values.items()
+                                            if name in self.graph.outputs and _batched(self.graph, name)):
             # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
             self.per_sample = True
             return _written_into(out, self._run_per_sample(sess, feeds, fetch, batch))
@@ -263,6 +264,12 @@ def _written_into(out, values):
             np.copyto(target, value)
             values[name] = target
     return values
+
+
+def _batched(graph, name):
+    """Whether an output should carry the batch: not one the graph declares a scalar (a loss)."""
+    declared = graph.static_shape(name)
+    return declared is None or len(declared) > 0
 
 
 def _shape(value):
