@@ -156,6 +156,15 @@ class Net:
                 self._data[name] = np.zeros(shape, dtype=self.graph.input_dtype(name))
         self._update_shapes()
 
+    def set_device(self, device, backward_device=None):
+        """Run the next passes on ``device`` (as Caffe's global mode moves every net): a new
+        runtime and backend for the same graph. The blobs' memory, their diffs and the params
+        stay; tensors the last forward kept where it ran are recomputed when a backward reads
+        them."""
+        runtime = Runtime(self.graph, device, self.threads)
+        self.runtime, self.device = runtime, runtime.device
+        self.backend = backend.choose(runtime, backward_device)
+
     # --- forward ---------------------------------------------------------------------------------
 
     def forward(self, blobs=None, start=None, end=None, **inputs):
@@ -266,14 +275,13 @@ class Net:
     def backward(self, diffs=None, start=None, end=None, rule="backprop", **top_diffs):
         """Walk back from ``start`` (default: the last layer, or the layer producing the blobs given
         as keyword diffs) to ``end``; returns {input blob: diff} plus the blobs named in ``diffs``.
+        Before any forward it reads the blobs' zeros, as Caffe's freshly allocated blobs.
 
         top_diffs: blob name -> diff of shape blob.shape, or (K, *blob.shape) for K stacked diffs.
         rule: "backprop" (gradients), "deconvnet" or "guided" (the ReLU rules of §4 / Springenberg).
         """
         if rule not in RULES:
             raise InputError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-        if self._feeds is None:
-            raise CaffePortError("backward() needs a forward() first")
         diffs = list(diffs or [])
         for name in diffs:
             self._known(name)

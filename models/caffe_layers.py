@@ -127,10 +127,13 @@ class LayerWriter:
         return self.net.unique(f"{self.name}/{what}")
 
     def weights(self, specs) -> list:
-        """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)].
-        Returns the initializer names; the arrays are in ``self.arrays``."""
+        """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)], a
+        filler a ``FillerParameter`` or the value of a constant one. Returns the initializer
+        names; the arrays are in ``self.arrays``."""
         shapes = [tuple(int(d) for d in shape) for shape, _ in specs]
-        self.arrays = self.net.weights.take(self, [(s, v) for s, (_, v) in zip(shapes, specs)])
+        fillers = [f if isinstance(f, caffe_proto.FillerParameter) else constant_filler(f)
+                   for _, f in specs]
+        self.arrays = self.net.weights.take(self, list(zip(shapes, fillers)))
         names = []
         for i, (shape, array) in enumerate(zip(shapes, self.arrays)):
             names.append(self.net.add_initializer(f"{self.name}#{i}", array))

@@ -36,7 +36,8 @@ from caffe_port.models import caffe_io
 from caffe_port.models.caffe_net import caffe_to_onnx
 from caffe_port.net import Net as Engine
 from caffe_port.onnx_import import load_model
-from caffe_port.pycaffe.mode import engine_device, warn_once
+from caffe_port.models.caffe_fillers import fill, is_constant
+from caffe_port.pycaffe.mode import engine_device, random_generator, warn_once
 
 METADATA_KEY = "caffe_port.caffe"
 
@@ -118,10 +119,12 @@ class Net:
     """``caffe.Net``: a Caffe (or ONNX) network with pycaffe's interface.
 
     Net(prototxt, phase) / Net(prototxt, caffemodel, phase) / Net(prototxt, phase, weights=...)
-    / Net(model.onnx). ``phase`` is caffe.TEST (1) or caffe.TRAIN (0); both run the network
-    with inference semantics (TRAIN warns once). ``level`` and ``stages`` select layers by their
-    include/exclude rules, as in Caffe. ``device`` ("cpu", "cuda", "auto"), a caffe_port
-    addition, overrides the caffe.set_mode_* choice for this net.
+    / Net(model.onnx). ``phase`` (caffe.TEST = 1 or caffe.TRAIN = 0), ``level`` and ``stages``
+    select layers by their include/exclude rules, as in Caffe; Dropout and BatchNorm keep
+    their inference semantics in TRAIN (warned once). Params the caffemodel lacks start from
+    the prototxt's fillers, drawn from ``caffe.set_random_seed``'s generator. The net runs where
+    the global mode (caffe.set_mode_*) says at each pass; ``device`` ("cpu", "cuda", "auto"), a
+    caffe_port addition, pins it instead.
     """
 
     def __init__(self, network_file, *args, weights=None, phase=None, level=0, stages=None,
@@ -132,7 +135,8 @@ class Net:
         # a prototxt can be converted again when an input changes shape (see Blob.reshape)
         from_prototxt = isinstance(network_file, (str, os.PathLike)) and meta is not None \
             and not os.fspath(network_file).lower().endswith(".onnx")
-        self._source = (network_file, level, stages) if from_prototxt else None
+        self._source = (network_file, phase, level, stages) if from_prototxt else None
+        self._pinned_device = device
         self._engine = Engine(model, device=device or engine_device(), keep="all")
         del model
         if meta is not None:
@@ -160,13 +164,20 @@ class Net:
         self.layer_dict = _Names(((layer.name, layer) for layer in layers), "layer")
         self.top_names = OrderedDict((layer.name, list(layer.tops)) for layer in layers)
         self.bottom_names = OrderedDict((layer.name, list(layer.bottoms)) for layer in layers)
-        self.blob_loss_weights = OrderedDict((b, 0.0) for b in versions)
+        self.blob_loss_weights = _loss_weights(meta, layers, versions)
+        self._sources = _sources(meta, versions)
         if meta is not None:
             # Caffe allocates the declared shapes (batch included)
             for blob in inputs:
                 shape = meta["blobs"][blob]["shape"]
                 if tuple(self.blobs[blob].shape) != tuple(shape):
                     self.blobs[blob].reshape(*shape)
+        # DummyData fills its tops at set-up; a loss top's diff is its loss weight
+        # (Layer::SetLossWeights), what backward() starts from
+        self._fill_sources(refill_only=False)
+        for blob, weight in self.blob_loss_weights.items():
+            if weight:
+                self._diff_buffer(blob)[...] = weight
 
     # -- pycaffe's read-only views --
 
@@ -217,6 +228,8 @@ class Net:
         if first > last:
             raise InputError(f"forward start {start!r} comes after end {end!r}")
         self._sync_params()
+        self._follow_mode()
+        self._fill_sources(refill_only=True, first=first, last=last)
         nodes = [i for layer in self._layers[first:last + 1] for i in layer.nodes]
         if nodes:
             graph_nodes = self._engine.graph.nodes
@@ -232,6 +245,24 @@ class Net:
         self._share_from_chains(first, last)
         names = list(self._layers[last].tops) if end is not None else list(self.outputs)
         return {name: self.blobs[name].data for name in names + blobs}
+
+    def _fill_sources(self, refill_only, first=0, last=None):
+        """DummyData's rule: every top filled at set-up; a top whose filler is not constant
+        refilled by each forward that runs its layer."""
+        last = len(self._layers) - 1 if last is None else last
+        generator = random_generator()
+        for blob, (tensor, filler, layer_index) in self._sources.items():
+            if refill_only and (is_constant(filler) or not first <= layer_index <= last):
+                continue
+            target = self._engine.blobs[tensor].data
+            where = f"layer {self._layers[layer_index].name!r} (DummyData)"
+            target[...] = fill(filler, target.shape, generator, where)
+
+    def _follow_mode(self):
+        """Caffe's mode is global: a net moves to the device caffe.set_mode_* last named."""
+        wanted = self._pinned_device or engine_device()
+        if self._pinned_device is None and wanted != self._engine.device:
+            self._engine.set_device(wanted)
 
     def _share_into_chains(self, first):
         """Before a forward from layer ``first``: the version of an in-place blob that layer
@@ -285,6 +316,7 @@ class Net:
         if bottom > top:
             raise InputError(f"backward start {start!r} comes before end {end!r}")
         self._sync_params()
+        self._follow_mode()
         nodes = [i for layer in self._layers[bottom:top + 1] for i in layer.nodes]
         if nodes:
             self._walk(min(nodes), max(nodes), bottom, top, warn=start is None and not kwargs)
@@ -535,7 +567,7 @@ class Net:
     def _reconvert(self, new_shapes):
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
-        path, level, stages = self._source
+        path, phase, level, stages = self._source
         shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
         net_param = caffe_io.upgrade_net(caffe_io.read_prototxt(path), os.fspath(path))
         for layer in net_param.layer:
@@ -545,7 +577,7 @@ class Net:
                     layer.input_param.shape.add().dim.extend(shapes[top])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # fillers: the params come from this net below
-            model = caffe_to_onnx(net_param, None, phase="TEST", level=level, stages=stages,
+            model = caffe_to_onnx(net_param, None, phase=phase, level=level, stages=stages,
                                   fill_missing=True)
         engine = Engine(model, device=self._engine.device, keep="all")
         old, new = self._engine.graph.constants, engine.graph.constants
@@ -629,6 +661,27 @@ def _phase_value(phase):
     return int(phase)
 
 
+def _loss_weights(meta, layers, versions):
+    """Caffe's net.blob_loss_weights: each blob's loss weight, as its last writer gives it for
+    that top (1 for a loss layer's first top by default), 0 elsewhere."""
+    weights = OrderedDict((blob, 0.0) for blob in versions)
+    if meta is not None:
+        for layer, entry in zip(layers, meta["layers"]):
+            for top, weight in zip(layer.tops, entry.get("loss_weight", [])):
+                weights[top] = float(weight)
+    return weights
+
+
+def _sources(meta, versions):
+    """{blob: (tensor, FillerParameter, index of its DummyData layer)} for the data sources."""
+    sources = OrderedDict()
+    for source in (meta or {}).get("sources", []):
+        filler = caffe_io.parse_prototxt(source["filler"], "<filler>", "FillerParameter")
+        tensor, layer_index = versions[source["blob"]][0]
+        sources[source["blob"]] = (tensor, filler, layer_index)
+    return sources
+
+
 def _load(network_file, weights, phase, level, stages):
     phase = _phase_value(phase)
     if isinstance(network_file, onnx.ModelProto):
@@ -642,9 +695,15 @@ def _load(network_file, weights, phase, level, stages):
                              "with it")
         return load_model(path)
     if phase == 0:
-        warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
-                   "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
-                   "statistics)", stacklevel=3)
-    # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
-    return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
-                         fill_missing=True)
+        warn_once("train", "caffe.TRAIN selects the TRAIN phase's layers; caffe_port keeps "
+                   "inference semantics in them (Dropout is the identity, BatchNorm uses its "
+                   "stored statistics)", stacklevel=3)
+    # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers; the
+    # converter's own per-layer notes on TRAIN semantics are the warning above
+    with warnings.catch_warnings():
+        if phase == 0:
+            warnings.filterwarnings("ignore", message=".*(in phase TRAIN|batch statistics)")
+        if weights is None:   # a net without weights starts from its fillers, silently as in Caffe
+            warnings.filterwarnings("ignore", message=".*no caffemodel was given")
+        return caffe_to_onnx(path, weights, phase=phase, level=int(level), stages=tuple(stages),
+                             fill_missing=True, rng=random_generator())

@@ -32,8 +32,9 @@ GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (I
 # --- image I/O ------------------------------------------------------------------------------------
 
 def load_image(filename, color=True):
-    """An image file (path, or a binary file-like object read from where it is positioned) as
-    float32 in [0, 1]: (H, W, 3) RGB when ``color``, else (H, W, 1) intensity."""
+    """An image file (path, or a binary file-like object, read whole from its start as
+    scikit-image's imread reads it) as float32 in [0, 1]: (H, W, 3) RGB when ``color``, else
+    (H, W, 1) intensity."""
     data, where = _read_image_bytes(filename)
     decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) \
         if data else None
@@ -55,6 +56,9 @@ def _read_image_bytes(filename):
     if hasattr(filename, "read"):
         where = repr(getattr(filename, "name", type(filename).__name__))
         try:
+            # imread reads the whole file: a BytesIO just written (positioned at its end) works
+            if getattr(filename, "seekable", lambda: False)():
+                filename.seek(0)
             data = filename.read()
         except OSError as e:
             raise InputError(f"cannot read image from {where}: {e}") from None
