@@ -495,6 +495,25 @@ class Net:
             self._param_snapshots[name] = value.copy()
         return value
 
+    def set_params(self, values, watch=False):
+        """Net surgery by the Net's owner: {constant name: array of its shape}, taken as the
+        param's memory (the param's own array rewritten, or another's to share, as Caffe's
+        ShareTrainedLayersWith shares a blob); sessions and routes built from the old values
+        are dropped. ``watch``: later writes into the array by others are noticed, as for a
+        param handed out (at the cost of a copy to compare with)."""
+        old = []
+        for name, array in values.items():
+            current = self.graph.constants[name]
+            if array.shape != current.shape or array.dtype != current.dtype:
+                raise ShapeError(f"param {name!r} is {current.dtype}{current.shape}; got "
+                                 f"{array.dtype}{array.shape}")
+            old.append(current)
+            self.graph.constants[name] = array
+            if watch or name in self._param_snapshots:
+                self._param_snapshots[name] = array.copy()
+        self.runtime.invalidate(list(values))
+        self.backend.forget(old + list(values.values()))
+
     def _check_params(self):
         changed = [n for n, snap in self._param_snapshots.items()
                    if not np.array_equal(snap, self.graph.constants[n])]

@@ -95,6 +95,25 @@ def caffe_param_shapes(prototxt, *, phase="TEST", level=0, stages=()) -> dict:
             for layer in converter.layers_meta if layer["param_shapes"]}
 
 
+def net_parameter(prototxt, *, phase="TEST", level=0, stages=()):
+    """The net as Caffe's Net::ToProto writes it, without blobs: its name and the layers
+    Net::Init kept — upgraded to V2, filtered by the phase/level/stage rules, each layer's
+    ``phase`` set to the net's and a loss layer's default loss weight written out."""
+    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
+    upgraded = caffe_io.upgrade_net(net, source)
+    state = _net_state(net, phase, level, stages)
+    result = caffe_proto.NetParameter()
+    result.name = upgraded.name
+    for layer in filter_layers(upgraded.layer, state, source):
+        entry = result.layer.add()
+        entry.CopyFrom(layer)
+        if not entry.HasField("phase"):
+            entry.phase = state.phase
+        if entry.type.endswith("Loss") and not len(entry.loss_weight):
+            entry.loss_weight.append(1.0)
+    return result
+
+
 def metadata(model: onnx.ModelProto) -> dict:
     """The ``caffe_port.caffe`` metadata of a converted model, as a dict."""
     for prop in model.metadata_props:

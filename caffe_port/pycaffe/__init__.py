@@ -19,7 +19,7 @@ from caffe_port.pycaffe import io
 from caffe_port.pycaffe._classifier import Classifier
 from caffe_port.pycaffe._net import Blob, Net
 from caffe_port.pycaffe._proto import TEST, TRAIN, proto
-from caffe_port.pycaffe.mode import set_device, set_mode_cpu, set_mode_gpu
+from caffe_port.pycaffe.mode import set_device, set_mode_cpu, set_mode_gpu, set_random_seed
 
 __all__ = ["Net", "Classifier", "Blob", "TRAIN", "TEST", "io", "proto", "set_mode_cpu",
-           "set_mode_gpu", "set_device", "__version__"]
+           "set_mode_gpu", "set_device", "set_random_seed", "__version__"]

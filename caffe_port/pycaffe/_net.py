@@ -31,9 +31,9 @@ import numpy as np
 import onnx
 
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
-from caffe_port.errors import BlobError, InputError, ShapeError
+from caffe_port.errors import BlobError, InputError, ModelError, ShapeError
 from caffe_port.models import caffe_io
-from caffe_port.models.caffe_net import caffe_to_onnx
+from caffe_port.models.caffe_net import caffe_to_onnx, net_parameter
 from caffe_port.net import Net as Engine
 from caffe_port.onnx_import import load_model
 from caffe_port.models.caffe_fillers import fill, is_constant
@@ -564,6 +564,128 @@ class Net:
             self._derived_snapshots[name] = [p.copy() for p in params]
 
 
+    # -- net surgery that lasts: Caffe's files of params ------------------------------------------
+
+    def save(self, filename):
+        """Write the net's params as a binary caffemodel (Net::ToProto: NetParameter V2 with
+        the net's layers, each with its param blobs in Caffe's order and shapes). As pycaffe,
+        an existing file is overwritten."""
+        if self._source is None:
+            raise InputError("net.save writes Caffe's layers, and this net was made from an ONNX "
+                             "file: save the model with onnx.save instead")
+        path, phase, level, stages = self._source
+        net_param = net_parameter(path, phase=phase, level=level, stages=stages)
+        for entry in net_param.layer:
+            if entry.name in self._layer_index:
+                for blob in self._layers[self._layer_index[entry.name]].blobs:
+                    entry.blobs.append(caffe_io.array_to_blob(blob.data))
+        _writing(filename, caffe_io.write_caffemodel, net_param)
+
+    def copy_from(self, filename):
+        """Net::CopyTrainedLayersFrom: the params of each layer the file (a caffemodel, or HDF5
+        when the name ends in .h5) names, copied into this net's layer of that name; layers the
+        file lacks keep theirs, layers this net lacks are ignored."""
+        if os.fspath(filename).endswith(".h5"):
+            return self.load_hdf5(filename)
+        stored = caffe_io.caffemodel_layers(caffe_io.read_caffemodel(filename))
+        arrays = {}
+        for name, blobs in stored.items():
+            layer = self._trained_layer(name, len(blobs), filename)
+            for i, (blob, param) in enumerate(zip(blobs, layer.blobs if layer else [])):
+                if not caffe_io.legacy_shape_matches(param.shape, blob):
+                    raise ModelError(f"{filename}: cannot copy param {i} of layer {name!r}: "
+                                     f"shape mismatch, the file has {caffe_io.blob_shape(blob)}, "
+                                     f"the net needs {param.shape}")
+                arrays[param.name] = caffe_io.blob_to_array(blob, f"{filename}: {name}").reshape(
+                    param.shape)
+        self._write_params(arrays)
+
+    def share_with(self, other):
+        """Net::ShareTrainedLayersWith: each layer of ``other`` with the name of one of this
+        net's layers lends it its param arrays (the same memory: surgery on either net reaches
+        both)."""
+        if not isinstance(other, Net):
+            raise InputError(f"net.share_with takes another caffe.Net, not {type(other).__name__}")
+        shared = {}
+        for name, layer in other.layer_dict.items():
+            target = self._trained_layer(name, len(layer.blobs), "the other net")
+            for i, (source, param) in enumerate(zip(layer.blobs, target.blobs if target else [])):
+                if source.shape != param.shape:
+                    raise ModelError(f"cannot share param {i} weights from layer {name!r}: shape "
+                                     f"mismatch, the other net's is {source.shape}, this net's "
+                                     f"{param.shape}")
+                # handed out by the other net: its next forward notices writes through this one
+                shared[param.name] = other._param_data(source.name)
+        self._engine.set_params(shared, watch=True)
+        self._handed_out.update(shared)
+
+    def save_hdf5(self, filename):
+        """Net::ToHDF5: group ``data``, in it one group per layer with its params as datasets
+        "0", "1", … (a '/' in a layer name nests groups, as HDF5 reads it). Needs h5py."""
+        h5py = _h5py("save_hdf5")
+
+        def write(path):
+            with h5py.File(path, "w") as f:
+                data = f.create_group("data")
+                for layer in self._layers:
+                    group = data.require_group(layer.name)
+                    for i, blob in enumerate(layer.blobs):
+                        group.create_dataset(str(i), data=np.asarray(blob.data, np.float32))
+        _writing(filename, lambda _, path: write(path), None)
+
+    def load_hdf5(self, filename):
+        """Net::CopyTrainedLayersFromHDF5: the params of each layer group under ``data``,
+        copied into this net's layer of that name (others ignored), shapes as they are."""
+        h5py = _h5py("load_hdf5")
+        try:
+            f = h5py.File(os.fspath(filename), "r")
+        except OSError as e:
+            raise ModelError(f"cannot read HDF5 weights {os.fspath(filename)}: {e}") from None
+        with f:
+            if "data" not in f:
+                raise ModelError(f"{os.fspath(filename)}: no 'data' group (not a Caffe HDF5 "
+                                 "snapshot)")
+            groups = {}
+
+            def collect(name, item):     # a layer's group: nested where its name has a '/'
+                if isinstance(item, h5py.Group):
+                    groups[name] = item   # (returning nothing: visititems stops at a value)
+            f["data"].visititems(collect)
+            arrays = {}
+            for name, group in groups.items():
+                datasets = [key for key in group if isinstance(group[key], h5py.Dataset)]
+                layer = self._trained_layer(name, len(datasets), filename, at_most=True)
+                for i, param in enumerate(layer.blobs if layer else []):
+                    if str(i) not in group:
+                        raise ModelError(f"{filename}: incompatible number of blobs for layer "
+                                         f"{name!r} (no dataset '{i}')")
+                    value = np.asarray(group[str(i)], np.float32)
+                    if value.shape != param.shape:
+                        raise ModelError(f"{filename}: cannot load param {i} of layer {name!r}: "
+                                         f"shape mismatch, the file has {value.shape}, the net "
+                                         f"needs {param.shape}")
+                    arrays[param.name] = value
+        self._write_params(arrays)
+
+    def _trained_layer(self, name, count, source, at_most=False):
+        """This net's layer ``name`` for ``count`` stored blobs (None when it has no such
+        layer: Caffe ignores it), checked as Caffe checks the blob count."""
+        if name not in self._layer_index:
+            return None
+        layer = self._layers[self._layer_index[name]]
+        if count > len(layer.blobs) or (count < len(layer.blobs) and not at_most):
+            raise ModelError(f"{source}: incompatible number of blobs for layer {name!r}: "
+                             f"{count} stored, the layer has {len(layer.blobs)}")
+        return layer
+
+    def _write_params(self, arrays):
+        """Copy {param tensor: array} into the params' own arrays (what the user holds sees it)
+        and have the engine rebuild what it derived from them."""
+        constants = self._engine.graph.constants
+        for tensor, value in arrays.items():
+            constants[tensor][...] = value
+        self._engine.set_params({tensor: constants[tensor] for tensor in arrays})
+
     def _reconvert(self, new_shapes):
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
@@ -659,6 +781,23 @@ def _phase_value(phase):
             or int(phase) not in (0, 1):
         raise InputError(f"phase must be caffe.TEST (1) or caffe.TRAIN (0), not {phase!r}")
     return int(phase)
+
+
+def _writing(filename, write, value):
+    """Run ``write(value, path)``, a failure to write being one line that names the file."""
+    path = os.fspath(filename)
+    try:
+        write(value, path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _h5py(what):
+    try:
+        import h5py     # optional: only the HDF5 snapshots need it
+    except ImportError:
+        raise InputError(f"net.{what} needs h5py: pip install 'caffe_port[hdf5]'") from None
+    return h5py
 
 
 def _loss_weights(meta, layers, versions):
