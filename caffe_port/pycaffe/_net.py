@@ -33,6 +33,7 @@ import onnx
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
 from caffe_port.errors import BlobError, InputError, ModelError, ShapeError
 from caffe_port.models import caffe_io
+from caffe_port.models.caffe_layers import LAYER_CONVERTERS
 from caffe_port.models.caffe_net import caffe_to_onnx, net_parameter
 from caffe_port.net import Net as Engine
 from caffe_port.onnx_import import load_model
@@ -135,7 +136,9 @@ class Net:
         # a prototxt can be converted again when an input changes shape (see Blob.reshape)
         from_prototxt = isinstance(network_file, (str, os.PathLike)) and meta is not None \
             and not os.fspath(network_file).lower().endswith(".onnx")
-        self._source = (network_file, phase, level, stages) if from_prototxt else None
+        # the prototxt as read now (Caffe keeps its NetParameter; the file may go away)
+        self._source = ((caffe_io.read_prototxt(network_file), _phase_value(phase), level, stages)
+                        if from_prototxt else None)
         self._pinned_device = device
         self._engine = Engine(model, device=device or engine_device(), keep="all")
         del model
@@ -573,8 +576,8 @@ class Net:
         if self._source is None:
             raise InputError("net.save writes Caffe's layers, and this net was made from an ONNX "
                              "file: save the model with onnx.save instead")
-        path, phase, level, stages = self._source
-        net_param = net_parameter(path, phase=phase, level=level, stages=stages)
+        prototxt, phase, level, stages = self._source
+        net_param = net_parameter(prototxt, phase=phase, level=level, stages=stages)
         for entry in net_param.layer:
             if entry.name in self._layer_index:
                 for blob in self._layers[self._layer_index[entry.name]].blobs:
@@ -689,9 +692,9 @@ class Net:
     def _reconvert(self, new_shapes):
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
-        path, phase, level, stages = self._source
+        prototxt, phase, level, stages = self._source
         shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
-        net_param = caffe_io.upgrade_net(caffe_io.read_prototxt(path), os.fspath(path))
+        net_param = caffe_io.upgrade_net(prototxt)
         for layer in net_param.layer:
             if layer.type == "Input":
                 del layer.input_param.shape[:]
@@ -743,6 +746,11 @@ def _derived_value(layer, derived, params):
         factor = np.float32(0.0) if scale == 0 else np.float32(1.0) / np.float32(scale)
         return (source * factor).astype(np.float32)
     return None
+
+
+def layer_type_list():
+    """Caffe's LayerRegistry type list: here, the layer types caffe.Net can build."""
+    return sorted(LAYER_CONVERTERS)
 
 
 # --- construction helpers -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from caffe_port.errors import InputError, ShapeError
-from caffe_port.pycaffe._proto import caffe_pb2
+from caffe_port.pycaffe.proto import caffe_pb2
 
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
 
