@@ -272,13 +272,16 @@ class Net:
 
     # --- backward --------------------------------------------------------------------------------
 
-    def backward(self, diffs=None, start=None, end=None, rule="backprop", **top_diffs):
+    def backward(self, diffs=None, start=None, end=None, rule="backprop", *, also=(), **top_diffs):
         """Walk back from ``start`` (default: the last layer, or the layer producing the blobs given
         as keyword diffs) to ``end``; returns {input blob: diff} plus the blobs named in ``diffs``.
         Before any forward it reads the blobs' zeros, as Caffe's freshly allocated blobs.
 
         top_diffs: blob name -> diff of shape blob.shape, or (K, *blob.shape) for K stacked diffs.
         rule: "backprop" (gradients), "deconvnet" or "guided" (the ReLU rules of §4 / Springenberg).
+        also: names of layers above ``start`` to walk as well, from the diffs their tops hold
+            (the pycaffe shell's rendering of Caffe's split layers: a blob's diff sums every
+            consumer's, those outside the walk included).
         """
         if rule not in RULES:
             raise InputError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
@@ -296,6 +299,9 @@ class Net:
             start_idx = len(self.graph.nodes) - 1
         end_idx = self.graph.resolve_node(end).index if end is not None else 0
         nodes = self.graph.nodes[end_idx:start_idx + 1]
+        if also:
+            extra = {self.graph.resolve_node(name).index for name in also} - set(range(end_idx, start_idx + 1))
+            nodes = nodes + [self.graph.nodes[i] for i in sorted(extra)]
 
         # the diffs that matter: tops of walked layers that no walked layer writes (Caffe reads them
         # from the blobs as they are); anything else stored is overwritten or out of reach

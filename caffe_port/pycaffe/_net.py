@@ -354,14 +354,39 @@ class Net:
                 top_diffs[tensor] = inject[tensor]
             elif graph.is_float(tensor) and np.any(engine.blobs[tensor].diff):
                 top_diffs[tensor] = np.zeros(engine.blobs[tensor].shape, np.float32)  # stale
-        engine.backward(start=graph.nodes[hi].name, end=graph.nodes[lo].name, **top_diffs)
+        above, untouched = self._split_layers(lo, hi, bottom)
+        engine.backward(start=graph.nodes[hi].name, end=graph.nodes[lo].name, also=above,
+                        **top_diffs)
         self._from_backward.clear()
         for blob, chain in self._versions.items():
             written = [tensor for tensor, _ in chain if tensor in consumed]
-            if written:
+            if written and written[0] not in untouched:
                 buffer = self._diff_buffer(blob)
                 buffer[...] = fit_array(engine.blobs[written[0]].diff, buffer.shape, blob)
                 self._from_backward.add(blob)
+
+    def _split_layers(self, lo, hi, bottom):
+        """Caffe's split layers, for a walk of engine nodes lo..hi (Caffe layers from
+        ``bottom``): a blob read by several layers gets, from the split after its writer, the
+        sum of every reader's diff — the readers above the walk give what they gave before, so
+        they are walked too (from the diffs their tops hold) — and when its writer is not
+        walked, the split is not either and the blob's diff stays as it was. Returns (names of
+        the engine nodes above the walk to walk as well, tensors whose diff is not the blob's)."""
+        graph = self._engine.graph
+        writer = {tensor: k for chain in self._versions.values() for tensor, k in chain}
+        above, untouched = set(), set()
+        for tensor in {i for node in graph.nodes[lo:hi + 1] for i in node.inputs if i}:
+            readers = graph.consumers.get(tensor, [])
+            if tensor in graph.constants or all(lo <= r.index <= hi for r in readers):
+                continue
+            producer = graph.producer.get(tensor)
+            written_here = (lo <= producer.index <= hi if producer is not None
+                            else writer.get(tensor, -1) >= bottom)
+            if written_here:
+                above.update(r.name for r in readers if r.index > hi)
+            else:
+                untouched.add(tensor)
+        return sorted(above), untouched
 
     def _warn_overwritten(self, blob, top):
         if "overwritten" in self._warned:
