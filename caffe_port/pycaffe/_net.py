@@ -33,11 +33,11 @@ import onnx
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
 from caffe_port.errors import BlobError, InputError, ModelError, ShapeError
 from caffe_port.models import caffe_io
+from caffe_port.models.caffe_fillers import fill, is_constant
 from caffe_port.models.caffe_layers import LAYER_CONVERTERS
 from caffe_port.models.caffe_net import caffe_to_onnx, net_parameter
 from caffe_port.net import Net as Engine
 from caffe_port.onnx_import import load_model
-from caffe_port.models.caffe_fillers import fill, is_constant
 from caffe_port.pycaffe.mode import engine_device, random_generator, warn_once
 
 METADATA_KEY = "caffe_port.caffe"
