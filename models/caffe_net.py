@@ -18,8 +18,9 @@ Names (what a pycaffe-shaped shell relies on):
   initializer ``<layer>#<i>/<what>`` (e.g. a per-channel scale reshaped to (C, 1, 1)).
 
 The metadata key ``caffe_port.caffe`` holds JSON: the net name, inputs and outputs (Caffe's
-``net.inputs``/``net.outputs``), the layers (type, bottoms, tops, params, param shapes, nodes,
-derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
+``net.inputs``/``net.outputs``), the data sources (DummyData tops: graph inputs the pycaffe
+shell fills, with their filler), the layers (type, bottoms, tops, loss weight per top, params,
+param shapes, nodes, derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
 ``diff``: tensor whose diff Caffe shows after backward — the first version of an in-place chain,
 since in-place backward overwrites the diff down the chain — and the declared shape),
 force_backward, debug_info, phase and batch handling.
