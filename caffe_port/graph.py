@@ -135,6 +135,11 @@ class Graph:
         self._static_shapes = shapes_of(inferred)
         return types
 
+    def static_shape(self, name):
+        """The shape shape inference gives ``name`` without concrete inputs (dims are ints,
+        symbolic names or None), or None when it gives none."""
+        return self._static_shapes.get(name)
+
     def is_float(self, name) -> bool:
         # a tensor whose type inference could not name is assumed float (most CNN tensors are)
         return self.elem_types.get(name, onnx.TensorProto.FLOAT) in FLOAT_TYPES

@@ -15,6 +15,12 @@ Softmax output gives zeros; ``backward(start='fc8')`` is the fix, and caffe_port
 A diff of shape ``(K, *blob.shape)`` is a stack of K diffs that share the forward pass (K classes
 of one image): one backward, K results.
 
+Blob memory is Caffe's: ``net.blobs[name].data`` and ``.diff`` are arrays the Net owns, the same
+arrays from one forward or backward to the next until a reshape; the forward writes into them
+(ONNX Runtime's outputs bound to them), so a view taken of a blob sees the next pass's values.
+With keep="backward" a blob the backward does not read is computed when first asked for, and
+every later forward refreshes it. Stacked diffs are new arrays each backward.
+
 Unlike Caffe, data diffs are computed without ``force_backward``, and weight diffs never are.
 """
 from __future__ import annotations
@@ -27,6 +33,7 @@ from collections.abc import Mapping
 
 import numba   # loaded already by the kernels; asked here which threading layer it chose
 import numpy as np
+from onnx import TensorProto, helper
 
 from caffe_port import backend
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
@@ -162,8 +169,10 @@ class Net:
         self._blob_names = self.graph.blob_names()
         self._blob_set = set(self._blob_names)
         self._kept = self.graph.kept_tensors()
-        self._data = {}              # blob -> forward value (inputs, fetched, recomputed on demand)
+        self._data = {}              # blob -> its data memory (inputs, fetched, computed on demand)
+        self._shown = set()          # blobs whose data arrays the user may hold: every forward refreshes them
         self._diffs = {}             # blob -> diff, as the user or the last backward left it
+        self._diffs_shown = set()    # blobs whose diff arrays the user may hold: every backward keeps them
         self._unkept_diffs = set()   # blobs the last backward reached but did not keep
         self._last_results = set()   # diffs the last backward wrote (not the user's injections)
         self._feeds = None           # the inputs of the last forward, for recomputing blobs
@@ -188,6 +197,15 @@ class Net:
             if None not in shape:
                 self._data[name] = np.zeros(shape, dtype=self.graph.input_dtype(name))
 
+    def set_device(self, device, backward_device=None):
+        """Run the next passes on ``device`` (as Caffe's global mode moves every net): a new
+        runtime and backend for the same graph. The blobs' memory, their diffs and the params
+        stay; tensors the last forward kept where it ran are recomputed when a backward reads
+        them."""
+        runtime = Runtime(self.graph, device, self.threads)
+        self.runtime, self.device = runtime, runtime.device
+        self.backend = backend.choose(runtime, backward_device)
+
     # --- forward ---------------------------------------------------------------------------------
 
     @one_thread_at_a_time
@@ -200,7 +218,7 @@ class Net:
         for name, value in inputs.items():
             if name not in self.inputs:
                 raise BlobError(f"{name!r} is not an input of this net (inputs: {', '.join(self.inputs)})")
-            self._data[name] = check_feed(self.graph, name, value)
+            self._write(name, check_feed(self.graph, name, value))
         feeds = {}
         for name in self.inputs:
             if name not in self._data:
@@ -216,22 +234,23 @@ class Net:
             raise InputError(f"forward start {start!r} comes after end {end!r}")
         in_range = {o for node in self.graph.nodes[start_idx:end_idx + 1] for o in node.outputs if o}
         tops_at_end = set(self.graph.nodes[end_idx].outputs) if end is not None else set()
-        shown = (set(self.outputs) | set(extra) | tops_at_end |
+        # what this forward returns the user holds from now on: later forwards refresh it
+        self._shown.update(set(self.outputs) | set(extra) | tops_at_end)
+        shown = (self._shown |
                  (self._blob_set if self.keep == "all" or self.debug_info else set()))
         fetch = [b for b in self._blob_names if b in (shown | self._kept) and b in in_range]
         if start_idx == 0:
-            # let the last pass's tensors go before the new ones arrive: holding both would double
-            # the peak, and ONNX Runtime's arena, which owns them, would grow to fit both for good
-            self._data, self._feeds = dict(feeds), feeds
-            # the backend keeps what the backward reads where it was computed; what is shown comes back
-            values = self.backend.forward(feeds, fetch, host=shown)
+            self._feeds = feeds
+            run_feeds = feeds
         else:
             boundary = self._boundary_inputs(start_idx, end_idx)
-            sub_feeds = {b: self._blob_data(b) for b in boundary}
-            values = self.backend.forward(sub_feeds, fetch, host=shown, start=start_idx, end=end_idx)
-            for name in fetch:           # host copies of the recomputed blobs are stale now
-                self._data.pop(name, None)
-        self._data.update(values)
+            run_feeds = {b: self._blob_data(b) for b in boundary}
+        # the backend keeps what the backward reads where it was computed; what is shown comes
+        # back, written into the blobs' own memory where the backend can
+        values = self.backend.forward(run_feeds, fetch, host=shown, start=start_idx, end=end_idx,
+                                      out=self._memory_for(fetch, shown))
+        for name, value in values.items():
+            self._write(name, value)
         if self.runtime.per_sample:
             # images ran one at a time and were stacked: every blob is N of its batch-1 self
             n = next(iter(feeds.values())).shape[0]
@@ -250,6 +269,39 @@ class Net:
             result[b] = self._blob_data(b)
         return result
 
+    def _memory_for(self, fetch, shown):
+        """Where the forward writes each fetched tensor of a known shape: the blob's own array
+        (one of that shape is kept, or made) for what is shown, the backend's for the rest."""
+        out = {}
+        for name in fetch:
+            shape = self._shapes.get(name)
+            if shape is None:
+                continue
+            dtype = helper.tensor_dtype_to_np_dtype(self.graph.elem_types.get(name, TensorProto.FLOAT))
+            if name in shown:
+                current = self._data.get(name)
+                if current is None or current.shape != tuple(shape) or current.dtype != dtype:
+                    # a reshape: the old memory goes before the new arrives, as Caffe reallocates
+                    self._data.pop(name, None)
+                    current = np.empty(shape, dtype)
+                out[name] = current
+            else:
+                memory = self.backend.buffer(name, tuple(shape), dtype)
+                if memory is not None:
+                    out[name] = memory
+        return out
+
+    def _write(self, name, value):
+        """Make ``value`` the blob's data: written into its array when that has the shape (views
+        the user holds see it), else the blob's new memory."""
+        current = self._data.get(name)
+        if current is value:
+            return
+        if current is not None and current.shape == value.shape and current.dtype == value.dtype:
+            np.copyto(current, value)
+        else:
+            self._data[name] = np.array(value) if name in self.inputs else value
+
     def _boundary_inputs(self, start_idx, end_idx):
         produced = set()
         needed = []
@@ -263,17 +315,19 @@ class Net:
     # --- backward --------------------------------------------------------------------------------
 
     @one_thread_at_a_time
-    def backward(self, diffs=None, start=None, end=None, rule="backprop", **top_diffs):
+    def backward(self, diffs=None, start=None, end=None, rule="backprop", *, also=(), **top_diffs):
         """Walk back from ``start`` (default: the last layer, or the layer producing the blobs given
         as keyword diffs) to ``end``; returns {input blob: diff} plus the blobs named in ``diffs``.
+        Before any forward it reads the blobs' zeros, as Caffe's freshly allocated blobs.
 
         top_diffs: blob name -> diff of shape blob.shape, or (K, *blob.shape) for K stacked diffs.
         rule: "backprop" (gradients), "deconvnet" or "guided" (the ReLU rules of §4 / Springenberg).
+        also: names of layers above ``start`` to walk as well, from the diffs their tops hold
+            (the pycaffe shell's rendering of Caffe's split layers: a blob's diff sums every
+            consumer's, those outside the walk included).
         """
         if rule not in RULES:
             raise InputError(f"unknown rule {rule!r}; choose one of {', '.join(RULES)}")
-        if self._feeds is None:
-            raise CaffePortError("backward() needs a forward() first")
         diffs = list(diffs or [])
         for name in diffs:
             self._known(name)
@@ -288,6 +342,9 @@ class Net:
             start_idx = len(self.graph.nodes) - 1
         end_idx = self.graph.resolve_node(end).index if end is not None else 0
         nodes = self.graph.nodes[end_idx:start_idx + 1]
+        if also:
+            extra = {self.graph.resolve_node(name).index for name in also} - set(range(end_idx, start_idx + 1))
+            nodes = nodes + [self.graph.nodes[i] for i in sorted(extra)]
 
         # the diffs that matter: tops of walked layers that no walked layer writes (Caffe reads them
         # from the blobs as they are); anything else stored is overwritten or out of reach
@@ -300,7 +357,8 @@ class Net:
         k = max((d.shape[0] for name, d in injected.items() if self._is_stacked(name, d)), default=1)
         injected = {name: self._as_stack(name, d, k) for name, d in injected.items()}
 
-        keep = set(self.inputs) | set(diffs) | (self._blob_set if self.keep == "all" else set())
+        keep = set(self.inputs) | set(diffs) | self._diffs_shown | \
+            (self._blob_set if self.keep == "all" else set())
         self._check_memory(stack=k)
         self._ensure_kept(nodes)
         observer = None
@@ -313,15 +371,29 @@ class Net:
         reached = {i for node in nodes for i in node.inputs if i and i not in self.graph.constants}
         for name in reached:
             d = result.get(name)
-            if d is None and name in keep:
-                d = np.zeros((k,) + tuple(self._shapes[name]), dtype=np.float32)
-            if d is not None:
-                self._diffs[name] = d if stacked else d[0]
+            if stacked:
+                if d is None and name in keep:
+                    d = np.zeros((k,) + tuple(self._shapes[name]), dtype=np.float32)
+                self._diffs[name] = d
+                if d is None:
+                    del self._diffs[name]
+            elif name in keep:
+                # the blob's diff memory takes the result (views the user holds see it)
+                self._store_diff(name, 0 if d is None else d[0])
             else:
                 self._diffs.pop(name, None)
         self._unkept_diffs = reached - keep
         self._last_results = {n for n in reached if n in self._diffs}
         return {name: self._diffs[name] for name in list(self.inputs) + diffs if name in self._diffs}
+
+    def _store_diff(self, name, value):
+        """Write ``value`` into the blob's diff array (made for its shape when it has none, or a
+        stacked one)."""
+        shape = tuple(self._blob_shape(name))
+        current = self._diffs.get(name)
+        if current is None or current.shape != shape:
+            current = self._diffs[name] = np.empty(shape, np.float32)
+        current[...] = value
 
     def _ensure_kept(self, nodes):
         """Every tensor the walked layers read is at hand: recompute any the backend lost (a
@@ -388,7 +460,10 @@ class Net:
             if shape is None:
                 raise ShapeError(f"the shape of blob {name!r} is not known before a forward pass")
             self._data[name] = np.zeros(shape, dtype=np.float32)
+            self._shown.add(name)
             return self._data[name]
+        # the user holds it from now on: every later forward refreshes it
+        self._shown.add(name)
         if self.backend.has(name):
             self._data[name] = self.backend.host_copy(name)    # kept by the last forward
             return self._data[name]
@@ -403,6 +478,7 @@ class Net:
         self._data[name] = check_feed(self.graph, name, np.zeros(shape, dtype=self.graph.input_dtype(name)))
         # as Caffe reallocates: every other blob's data and diff belong to the old shape
         self._data = {k: v for k, v in self._data.items() if k in self.inputs}
+        self._diffs_shown.clear()
         self.backend.clear()
         self._diffs.clear()
         self._unkept_diffs.clear()
@@ -420,6 +496,8 @@ class Net:
                             f"diffs=[{name!r}] to backward(), or create the Net with keep='all'")
         if self._diffs.get(name) is None:
             self._diffs[name] = np.zeros(self._blob_shape(name), dtype=np.float32)
+        if self._diffs[name].shape == tuple(self._blob_shape(name)):
+            self._diffs_shown.add(name)     # held by the user: every later backward keeps it
         return self._diffs[name]
 
     def _set_diff(self, name, value):
@@ -428,7 +506,7 @@ class Net:
         if value.ndim == len(shape) + 1 and value.shape[1:] == shape:
             self._diffs[name] = np.array(value)                      # a stack of K diffs
         else:
-            self._diffs[name] = np.array(fit_array(value, shape, name, "diff"))
+            self._store_diff(name, fit_array(value, shape, name, "diff"))
         self._unkept_diffs.discard(name)
         self._last_results.discard(name)
 
@@ -468,6 +546,25 @@ class Net:
         if name not in self._param_snapshots:
             self._param_snapshots[name] = value.copy()
         return value
+
+    def set_params(self, values, watch=False):
+        """Net surgery by the Net's owner: {constant name: array of its shape}, taken as the
+        param's memory (the param's own array rewritten, or another's to share, as Caffe's
+        ShareTrainedLayersWith shares a blob); sessions and routes built from the old values
+        are dropped. ``watch``: later writes into the array by others are noticed, as for a
+        param handed out (at the cost of a copy to compare with)."""
+        old = []
+        for name, array in values.items():
+            current = self.graph.constants[name]
+            if array.shape != current.shape or array.dtype != current.dtype:
+                raise ShapeError(f"param {name!r} is {current.dtype}{current.shape}; got "
+                                 f"{array.dtype}{array.shape}")
+            old.append(current)
+            self.graph.constants[name] = array
+            if watch or name in self._param_snapshots:
+                self._param_snapshots[name] = array.copy()
+        self.runtime.invalidate(list(values))
+        self.backend.forget(old + list(values.values()))
 
     def _check_params(self):
         changed = [n for n, snap in self._param_snapshots.items()

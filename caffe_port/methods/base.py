@@ -314,7 +314,8 @@ class Method:
             self.held.key = (data, start, stop)
         else:
             out = {self.score_blob: self.net.blobs[self.score_blob].data}
-        scores = np.asarray(out[self.score_blob])
+        # a copy: the blob's memory is rewritten by the next chunk's forward
+        scores = np.array(out[self.score_blob])
         if scores.ndim < 2 or int(np.prod(scores.shape[2:])) != 1:
             raise InputError(f"score blob {self.score_blob!r} has shape {scores.shape}, not "
                              f"(N, classes): name the class scores with score_blob=")

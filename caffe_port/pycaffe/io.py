@@ -25,7 +25,7 @@ import numpy as np
 
 from caffe_port import image_file
 from caffe_port.errors import InputError, ShapeError
-from caffe_port.pycaffe._proto import caffe_pb2
+from caffe_port.pycaffe.proto import caffe_pb2
 
 # scikit-image's float64 image, its channel-reordered copy and the float32 result, per RGB pixel
 FLOAT64_COPIES = 2 * 3 * 8 + 3 * 4
@@ -35,8 +35,9 @@ GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (I
 # --- image I/O ------------------------------------------------------------------------------------
 
 def load_image(filename, color=True):
-    """An image file (path, or a binary file-like object read from where it is positioned) as
-    float32 in [0, 1]: (H, W, 3) RGB when ``color``, else (H, W, 1) intensity."""
+    """An image file (path, or a binary file-like object, read whole from its start as
+    scikit-image's imread reads it) as float32 in [0, 1]: (H, W, 3) RGB when ``color``, else
+    (H, W, 1) intensity."""
     data, where = _read_image_bytes(filename)
     try:
         # Caffe's pixels as stored (its scikit-image reader ignored EXIF orientation), and no
@@ -63,6 +64,9 @@ def _read_image_bytes(filename):
     if hasattr(filename, "read"):
         where = repr(getattr(filename, "name", type(filename).__name__))
         try:
+            # imread reads the whole file: a BytesIO just written (positioned at its end) works
+            if getattr(filename, "seekable", lambda: False)():
+                filename.seek(0)
             data = filename.read()
         except OSError as e:
             raise InputError(f"cannot read image from {where}: {e}") from None
