@@ -176,10 +176,21 @@ class Graph:
             # integer side inputs (starts, pads, axes computed at run time) are tiny: always keep them
             kept.update(i for i in node.inputs if i and not self.is_float(i))
         kept -= set(self.constants)
-        # a shape that inference cannot pin down is taken from the forward pass itself
+        # a shape that inference cannot pin down is taken from the forward pass itself; a leading
+        # dimension inference made up (unk__…, where a computed Reshape lost the batch) is one
+        batch = self._batch_symbols()
         kept |= {t for t in self.differentiable if t not in self.inputs
-                 and not _static_except_batch(self._static_shapes.get(t))}
+                 and not _static_except_batch(self._static_shapes.get(t), batch)}
         return kept
+
+    def _batch_symbols(self):
+        """The symbolic leading dimensions of the inputs ("batch", "N", None where unnamed)."""
+        symbols = set()
+        for name in self.inputs:
+            dims = self.input_info[name].type.tensor_type.shape.dim
+            if len(dims) and not dims[0].HasField("dim_value"):
+                symbols.add(dims[0].dim_param or None)
+        return symbols
 
     def node_attrs(self, node):
         """The layer's ``attrs`` in the kernel contract (kernels/registry.py): its ONNX attributes,
@@ -238,10 +249,11 @@ def _strip_weights(graph):
             t.dims.extend(dims)
 
 
-def _static_except_batch(shape):
-    if shape is None:
+def _static_except_batch(shape, batch_symbols=None):
+    """Every dimension fixed but the first, which is fixed or an input's own batch symbol."""
+    if shape is None or any(not isinstance(d, int) for d in shape[1:]):
         return False
-    return all(isinstance(d, int) or k == 0 for k, d in enumerate(shape))
+    return not shape or isinstance(shape[0], int) or batch_symbols is None or shape[0] in batch_symbols
 
 
 def _shapes_of(model):

@@ -77,7 +77,8 @@ def _backward(top_diff, bottom_data, attrs, op_type, mean, bottom_shapes):
     if mean:
         count = int(np.prod([bottom_shape[i] for i in axes], dtype=np.int64))
         g = g / g.dtype.type(count)
-    return [np.ascontiguousarray(np.broadcast_to(g, (k,) + bottom_shape))] + rest
+    # a copy: where every reduced axis has length 1 the broadcast is a read-only view of dy itself
+    return [np.broadcast_to(g, (k,) + bottom_shape).copy()] + rest
 
 
 def reduce_mean_forward(bottom_data, attrs):

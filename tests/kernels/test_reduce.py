@@ -161,3 +161,13 @@ def test_l2_of_zeros_passes_zero():
     a = layer({"axes": [1], "keepdims": 1, "opset": 17}, [x], [np.zeros((1, 1))])
     got = backward(REGISTRY["ReduceL2"], [np.ones((1, 1, 1))], [x], [None], a)[0]
     assert np.isfinite(got).all() and not got.any()
+
+
+def test_diff_over_unit_axes_is_writable():
+    """Reducing axes of length 1 (a 1×1 map's global pool): the diff is a fresh, writable array,
+    which an in-place ReLU below may overwrite."""
+    x = np.zeros((2, 3, 1, 1))
+    g = np.ones((1, 2, 3, 1, 1))
+    a = layer({"axes": [2, 3], "keepdims": 1, "opset": 13}, [x], [x])
+    d = backward(REGISTRY["ReduceMean"], [g], [None], [None], a)[0]
+    assert d.flags.writeable and not np.shares_memory(d, g)
