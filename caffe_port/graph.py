@@ -16,7 +16,9 @@ from onnx import helper, numpy_helper
 from caffe_port.errors import ModelError, UnsupportedOpError
 from caffe_port.kernels import REGISTRY
 from caffe_port.onnx_import import default_opset
+from caffe_port.op_advice import advice
 
+SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                onnx.TensorProto.BFLOAT16}
 SMALL_CONSTANT = 1024   # constants up to this size stay in the shape-inference skeleton (shapes, axes)
@@ -134,6 +136,12 @@ class Graph:
         self._static_shapes = _shapes_of(inferred)
         return types
 
+    @property
+    def static_shapes(self) -> dict:
+        """Shapes as inference gives them without input sizes: ints, or a symbol or None where
+        a dimension is not fixed (a tensor inference could not reach is absent)."""
+        return self._static_shapes
+
     def is_float(self, name) -> bool:
         # a tensor whose type inference could not name is assumed float (most CNN tensors are)
         return self.elem_types.get(name, onnx.TensorProto.FLOAT) in FLOAT_TYPES
@@ -150,21 +158,53 @@ class Graph:
         return any(i in self.differentiable for i in node.inputs) and \
             any(o in self.differentiable for o in node.outputs)
 
-    def check_supported(self):
-        missing = {}
-        for node in self.nodes:
-            if self.needs_backward(node) and (node.domain not in ("", "ai.onnx")
-                                              or node.op_type not in REGISTRY):
-                missing.setdefault(node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
-                                   []).append(node.name)
+    def has_kernel(self, node) -> bool:
+        return node.domain in ("", "ai.onnx") and node.op_type in REGISTRY
+
+    def score_blob(self) -> str:
+        """The pre-softmax class scores by default: the input of the Softmax (or LogSoftmax) that
+        produces an output of the net, else the net's first output."""
+        return next((self.producer[o].inputs[0] for o in self.outputs
+                     if o in self.producer and self.producer[o].op_type in SOFTMAX_OPS), self.outputs[0])
+
+    def ancestors(self, blob) -> set:
+        """Every blob the value of ``blob`` depends on (itself included), constants left out."""
+        seen, stack = set(), [blob]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            node = self.producer.get(name)
+            if node is not None:
+                stack.extend(i for i in node.inputs if i and i not in self.constants)
+        return seen
+
+    def check_supported(self, score_blob=None):
+        """Refuse, at load, the ops without a kernel on the backward path: between the inputs and
+        the score blob (default: ``score_blob()``). An op after the score (an ArgMax, a TopK on the
+        probabilities) or in a shape computation never blocks; a diff the user sends through one
+        is refused when it reaches it (the walker)."""
+        needed = self.ancestors(score_blob or self.score_blob())
+        missing = [node for node in self.nodes if self.needs_backward(node) and not self.has_kernel(node)
+                   and any(o in needed for o in node.outputs)]
         if missing:
-            raise UnsupportedOpError(missing)
+            raise self.unsupported(missing)
+
+    def unsupported(self, nodes) -> UnsupportedOpError:
+        """The error for these kernel-less nodes: each op, its nodes, the nearest alternative."""
+        missing, hints = {}, {}
+        for node in nodes:
+            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            missing.setdefault(op, []).append(node.name)
+            hints[op] = advice(node.op_type, node.domain)
+        return UnsupportedOpError(missing, hints)
 
     def kept_tensors(self):
         """Runtime tensors some backward kernel reads (constants are always at hand)."""
         kept = set()
         for node in self.nodes:
-            if not self.needs_backward(node):
+            if not self.needs_backward(node) or not self.has_kernel(node):
                 continue
             op = REGISTRY[node.op_type]
             for k in op.bottoms_read(self.propagate_down[node.name]):

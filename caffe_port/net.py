@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from caffe_port import backend
+from caffe_port import backend, layout
 from caffe_port.errors import BlobError, CaffePortError, InputError, ShapeError
 from caffe_port.graph import Graph
 from caffe_port.kernels import REGISTRY
@@ -544,6 +544,24 @@ class Net:
     @property
     def layers(self):
         return list(self.graph.nodes)
+
+    @property
+    def score_blob(self) -> str:
+        """The pre-softmax class scores (Caffe's fc8) the methods differentiate by default: the
+        input of the Softmax producing an output, else the first output. With ``inputs`` and
+        ``outputs`` it is what the pycaffe recipe needs:
+        ``net.blobs[net.score_blob].diff[0, c] = 1; net.backward(start=net.score_blob)``."""
+        return self.graph.score_blob()
+
+    @property
+    def input_layout(self):
+        """"NCHW" or "NHWC": the layout of the image input (the only 4-D input), as found from the
+        graph (caffe_port.layout); None without one image input or where it cannot be told."""
+        images = [n for n in self.inputs if len(self.graph.input_shape(n)) == 4]
+        try:
+            return layout.input_layout(self.graph, images[0]).layout if len(images) == 1 else None
+        except InputError:
+            return None
 
     def __repr__(self):
         return (f"<caffe_port.Net {len(self.graph.nodes)} layers, inputs {self.inputs}, "
