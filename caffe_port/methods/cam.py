@@ -147,6 +147,16 @@ def _linear_weights(graph, node):
     return None
 
 
+def _bias_input(graph, node):
+    """The non-constant operand of an Add of a constant vector (a bias), else None."""
+    if node is None or node.op_type != "Add" or len(node.inputs) != 2:
+        return None
+    constant = [i for i in node.inputs if i in graph.constants]
+    if len(constant) != 1 or graph.constants[constant[0]].ndim > 1:
+        return None
+    return next(i for i in node.inputs if i not in graph.constants)
+
+
 def _is_global_average(net, node, roles):
     """GlobalAveragePool, ReduceMean over the two spatial axes (whatever the layout: ``roles``
     names its input's axes), or an AveragePool whose window is the whole (unpadded) input."""
@@ -174,7 +184,7 @@ def _describe(node):
 
 def cam_structure(net, score_blob, input_layouts=None):
     """(feature blob, (classes, C) class weights) for a net whose scores are
-    GlobalAveragePool → [Flatten/Reshape] → one linear layer; InputError otherwise.
+    GlobalAveragePool → [Flatten/Reshape] → one linear layer [→ Add bias]; InputError otherwise.
 
     input_layouts: {input: "NCHW" | "NHWC"} (default: every input NCHW), from which the feature
     blob's channel axis is found (caffe_port.layout)."""
@@ -186,6 +196,9 @@ def cam_structure(net, score_blob, input_layouts=None):
                          f"score blob {score_blob!r}, but {why}; use GradCAM, which works on any net")
 
     _, linear = _skip_pass_through(graph, score_blob)
+    bias_input = _bias_input(graph, linear)
+    if bias_input is not None:             # Keras' Dense and Paddle's fc: MatMul, then Add the bias
+        _, linear = _skip_pass_through(graph, bias_input)
     weights = _linear_weights(graph, linear)
     if weights is None:
         refuse(f"it is produced by {_describe(linear)}, not a Gemm/MatMul/1×1 Conv with constant weights")
