@@ -1,4 +1,5 @@
-"""Which axis of a blob is what: the image input's layout, and the roles of every 4-D blob's axes.
+"""Which axis of a blob is what: the image input's layout, and the roles of every 4-D blob's axes;
+and whether the graph rescales its image input itself.
 
 ONNX's convolutions and pools read (N, C, H, W): that is the one fact the graph states about
 layouts. Everything else is found from it:
@@ -114,26 +115,47 @@ def _shown(shape):
 def _channel_axis_from_graph(graph, name):
     """(the input axis that reaches the first channels-first layer as its axis 1, that layer),
     or (None, None)."""
-    frontier = [(name, tuple(range(4)))]       # blob, and which input axis each of its axes is
+    axes, reader, _ = _path_to_channels_first(graph, name)
+    return (None, None) if reader is None else (axes[1], reader)
+
+
+def _path_to_channels_first(graph, name):
+    """(axes, reader, path): the first channels-first layer reached from the input through
+    axis-keeping layers and Transposes, which input axis each axis of its input is, and the
+    layers on the way (reader None when none is reached)."""
+    frontier = [(name, tuple(range(4)), ())]       # blob, which input axis each of its axes is, path
     seen = set()
     while frontier:
-        blob, axes = frontier.pop(0)
+        blob, axes, path = frontier.pop(0)
         if blob in seen:
             continue
         seen.add(blob)
         for node in graph.consumers.get(blob, ()):
             if node.op_type in CHANNELS_FIRST and node.inputs and node.inputs[0] == blob:
-                return axes[1], node
+                return axes, node, path
             out = node.outputs[0] if node.outputs else None
             if not out:
                 continue
             if node.op_type == "Transpose":
-                perm = node.attrs.get("perm")
-                perm = list(range(len(axes)))[::-1] if perm is None else [int(p) for p in perm]
-                frontier.append((out, tuple(axes[p] for p in perm)))
+                frontier.append((out, tuple(axes[p] for p in _perm(node, len(axes))), path + (node,)))
             elif node.op_type in AXIS_KEEPING and _same_rank(graph, blob, out):
-                frontier.append((out, axes))
-    return None, None
+                frontier.append((out, axes, path + (node,)))
+    return None, None, ()
+
+
+def rescaling_layer(graph, name):
+    """The layer by which the graph brings its image input from pixel values to unit range itself
+    (Keras' Rescaling as Mul by 1/127.5, a Div by 255 before the permute of an NHWC export), or
+    None: a Mul by at most 1/64 or a Div by at least 64, on the way to the first channels-first
+    layer. Such a net reads 0–255 pixels, whatever the torchvision default would do to them."""
+    for node in _path_to_channels_first(graph, name)[2]:
+        constant = next((graph.constants[i] for i in node.inputs[1:] if i in graph.constants), None)
+        if constant is None or constant.size == 0 or not np.all(constant):
+            continue
+        magnitude = float(np.max(np.abs(constant)))
+        if (node.op_type == "Mul" and magnitude <= 1 / 64) or (node.op_type == "Div" and float(np.min(np.abs(constant))) >= 64):
+            return node
+    return None
 
 
 def _same_rank(graph, a, b):

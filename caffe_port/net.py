@@ -179,7 +179,9 @@ class Net:
     """A network: ONNX Runtime forward, Numba backward, pycaffe's blobs/params/forward/backward.
 
     model:   path to .onnx / .prototxt, bytes, an onnx.ModelProto, or "efficientnet-lite0"
-    weights: the .caffemodel when ``model`` is a Caffe prototxt
+    weights: the .caffemodel when ``model`` is a Caffe prototxt; for an ONNX model whose tensors
+             are stored outside it (``model.onnx.data``), their folder (default: the .onnx file's,
+             or the current one for bytes and a ModelProto)
     device:  "auto" (CUDA when ONNX Runtime sees a GPU), "cpu", "cuda" or "cuda:N"
     keep:    "backward" keeps only the blobs the backward reads (others are recomputed on access);
              "all" keeps every blob's data and diff, as Caffe does
