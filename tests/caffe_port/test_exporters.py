@@ -16,10 +16,13 @@ Exports are made once per test run (a session cache); the cells of the heavier h
 AlexNet and VGG, the deepest nets) are marked slow.
 """
 import os
+import tempfile
 
+import cv2
 import numpy as np
 import pytest
 
+torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 pytest.importorskip("timm")
 pytest.importorskip("onnxscript")
@@ -64,9 +67,6 @@ def test_gradient_matches_torch_autograd(exported, name, exporter):
 def test_the_torchscript_opset_13_forms():
     """TorchScript at opset 13 writes LayerNorm as ReduceMean/Sub/Pow/Sqrt/Div and MobileNetV3's
     HardSwish as HardSigmoid·Mul: both decomposed forms back-propagate as the module does."""
-    import tempfile
-
-    import torch
     for name in ("convnext_tiny", "mobilenet_v3_small"):
         module, x = build(name)
         oracle = torch_oracle(module, x)
@@ -82,7 +82,6 @@ def test_the_torchscript_opset_13_forms():
 def test_saliency_of_a_dynamo_export_with_no_other_flag(exported, capsys, tmp_path, monkeypatch):
     """The dynamo export keeps its weights in model_dynamo.onnx.data; run from elsewhere, the CLI
     reads them, says what it assumed and writes the maps in the photograph's pixels."""
-    import cv2
     x, oracle, paths = exported("resnet18")
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), np.random.default_rng(1).uniform(0, 255, (90, 120, 3)).astype(np.uint8))

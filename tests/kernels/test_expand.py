@@ -7,29 +7,19 @@ from caffe_port.kernels import REGISTRY
 from helpers.kernel_calls import backward, layer
 from helpers.onnx_models import forward_pair
 
-# (x shape, shape input): the class token (1, 1, D) → (N, 1, D), a smaller shape (bidirectional),
-# a prepended axis
-EXPAND = [((1, 1, 5), (3, 1, 5)), ((2, 3, 1, 4), (1, 1, 6, 1)), ((3, 1), (2, 3, 4))]
-TILE = [((2, 3, 5), (1, 2, 3)), ((2, 1, 4), (3, 4, 1))]
+# (op, x shape, shape or repeats): the class token (1, 1, D) → (N, 1, D), a smaller shape
+# (bidirectional), a prepended axis; tiles along every axis
+CASES = [("Expand", (1, 1, 5), (3, 1, 5)), ("Expand", (2, 3, 1, 4), (1, 1, 6, 1)), ("Expand", (3, 1), (2, 3, 4)),
+         ("Tile", (2, 3, 5), (1, 2, 3)), ("Tile", (2, 1, 4), (3, 4, 1))]
 
 
-@pytest.mark.parametrize("x_shape,shape", EXPAND)
-def test_expand(x_shape, shape):
-    rng = np.random.default_rng(1)
-    x = rng.standard_normal(x_shape)
-    shape = np.array(shape, np.int64)
-    assert check_op("Expand", [x, shape], {}, propagate_down=[True, False], k=2).ok
-    got, expected = forward_pair("Expand", [x.astype(np.float32), shape])
-    np.testing.assert_array_equal(got[0], expected[0])
-
-
-@pytest.mark.parametrize("x_shape,repeats", TILE)
-def test_tile(x_shape, repeats):
-    rng = np.random.default_rng(2)
-    x = rng.standard_normal(x_shape)
-    repeats = np.array(repeats, np.int64)
-    assert check_op("Tile", [x, repeats], {}, propagate_down=[True, False], k=2).ok
-    got, expected = forward_pair("Tile", [x.astype(np.float32), repeats])
+@pytest.mark.parametrize("op_type,x_shape,second", CASES)
+def test_finite_differences_and_onnxruntime(op_type, x_shape, second):
+    """Forward exact: both only copy."""
+    x = np.random.default_rng(1).standard_normal(x_shape)
+    second = np.array(second, np.int64)
+    assert check_op(op_type, [x, second], {}, propagate_down=[True, False], k=2).ok
+    got, expected = forward_pair(op_type, [x.astype(np.float32), second])
     np.testing.assert_array_equal(got[0], expected[0])
 
 
