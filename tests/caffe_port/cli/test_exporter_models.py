@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from caffe_port.cli.method_table import GRID
+from caffe_port.models.builders import caffenet, lenet
 from caffe_port.onnx_util import initializer, make_model
-from caffe_port.models.builders import caffenet
 from helpers.cli import error_line, run
 from helpers.exporter_graphs import keras_like
 
@@ -135,3 +135,16 @@ def test_an_internal_error_is_one_line_without_traceback(capsys, monkeypatch, sm
     assert code == 1 and "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("caffe-port: internal error: RuntimeError: something nobody planned "
                                             "for (CAFFE_PORT_TRACEBACK=1 shows where)")
+
+
+@pytest.mark.parametrize("method", ["saliency", "guided"])
+def test_a_grey_net_reads_the_photograph_as_grey(capsys, tmp_path, photo, method):
+    """A one-channel input: the photograph becomes its BT.601 luma; maps in its own pixels."""
+    path = tmp_path / "lenet.onnx"
+    onnx.save(lenet(input_size=28, channels=1), path)
+    code, out, err = run(capsys, "saliency", photo, "--model", str(path), "--method", method,
+                         "--out", str(tmp_path / "maps"))
+    assert code == 0, err
+    assert "(grey, /255" in assumed(err)
+    maps = [np.load(tmp_path / "maps" / f) for f in os.listdir(tmp_path / "maps") if f.endswith(".npy")]
+    assert maps[0].shape[-2:] == (80, 100) and (maps[0].ndim == 2 or maps[0].shape[0] == 1)
