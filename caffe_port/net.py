@@ -35,7 +35,7 @@ import numba   # loaded already by the kernels; asked here which threading layer
 import numpy as np
 from onnx import TensorProto, helper
 
-from caffe_port import backend
+from caffe_port import backend, layout
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
 from caffe_port.debug_info import backward_observer, ensure_handler, forward_records
 from caffe_port.errors import BlobError, CaffePortError, InputError, ModelError, ShapeError
@@ -139,7 +139,9 @@ class Net:
     """A network: ONNX Runtime forward, Numba backward, pycaffe's blobs/params/forward/backward.
 
     model:   path to .onnx / .prototxt, bytes, an onnx.ModelProto, or "efficientnet-lite0"
-    weights: the .caffemodel when ``model`` is a Caffe prototxt
+    weights: the .caffemodel when ``model`` is a Caffe prototxt; for an ONNX model whose tensors
+             are stored outside it (``model.onnx.data``), their folder (default: the .onnx file's,
+             or the current one for bytes and a ModelProto)
     device:  "auto" (CUDA when ONNX Runtime sees a GPU), "cpu", "cuda" or "cuda:N"
     keep:    "backward" keeps only the blobs the backward reads (others are recomputed on access);
              "all" keeps every blob's data and diff, as Caffe does
@@ -580,6 +582,24 @@ class Net:
     @property
     def layers(self):
         return list(self.graph.nodes)
+
+    @property
+    def score_blob(self) -> str:
+        """The pre-softmax class scores (Caffe's fc8) the methods differentiate by default: the
+        input of the Softmax producing an output, else the first output. With ``inputs`` and
+        ``outputs`` it is what the pycaffe recipe needs:
+        ``net.blobs[net.score_blob].diff[0, c] = 1; net.backward(start=net.score_blob)``."""
+        return self.graph.score_blob()
+
+    @property
+    def input_layout(self):
+        """"NCHW" or "NHWC": the layout of the image input (the only 4-D input), as found from the
+        graph (caffe_port.layout); None without one image input or where it cannot be told."""
+        images = [n for n in self.inputs if len(self.graph.input_shape(n)) == 4]
+        try:
+            return layout.input_layout(self.graph, images[0]).layout if len(images) == 1 else None
+        except InputError:
+            return None
 
     def __repr__(self):
         return (f"<caffe_port.Net {len(self.graph.nodes)} layers, inputs {self.inputs}, "

@@ -2,7 +2,9 @@
 
 Accepted: a path to an ``.onnx`` file, the bytes of one, an ``onnx.ModelProto``, a Caffe
 ``deploy.prototxt`` (with its ``.caffemodel``), or the name of an embedded model
-("efficientnet-lite0"). Normalisation makes real-world files usable as they are:
+("efficientnet-lite0"). Tensors stored outside an ONNX model (``model.onnx.data``) are read from
+the model file's folder, or for bytes and ModelProtos from ``weights`` (a folder) or the current
+one (caffe_port/external_data.py). Normalisation makes real-world files usable as they are:
 
 * IR-3 files list their initializers among the graph inputs: those become plain constants and
   the file IR 4 (done first, so that the converter sees every weight, even one an IR-3 file
@@ -35,6 +37,7 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 from onnx.reference import ReferenceEvaluator
 
+from caffe_port import external_data
 from caffe_port.errors import ModelError
 from caffe_port.memory import check_fits
 from caffe_port.models import caffe_net, efficientnet_lite
@@ -52,9 +55,10 @@ NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "Random
 def load_model(model, weights=None) -> onnx.ModelProto:
     """Read ``model`` (path, bytes, ModelProto, embedded name, or Caffe prototxt) and normalise it."""
     if isinstance(model, onnx.ModelProto):
-        proto = model
+        proto = external_data.resolved(model, weights or ".", "the given ModelProto")
     elif isinstance(model, (bytes, bytearray, memoryview)):
-        proto = _parse_bytes(bytes(model), "the given bytes")
+        proto = external_data.resolved(_parse_bytes(bytes(model), "the given bytes"), weights or ".",
+                                       "the given bytes")
     elif isinstance(model, (str, os.PathLike)):
         name = os.fspath(model)
         if name in EMBEDDED:
@@ -73,7 +77,7 @@ def load_model(model, weights=None) -> onnx.ModelProto:
             data = path.read_bytes()
         except OSError as e:
             raise ModelError(f"cannot read model file {name}: {e.strerror}") from None
-        proto = _parse_bytes(data, name)
+        proto = external_data.resolved(_parse_bytes(data, name), weights or path.parent, name)
     else:
         raise ModelError(f"cannot load a model from a {type(model).__name__}; give a path, bytes or "
                          "an onnx.ModelProto")

@@ -15,7 +15,8 @@ pictures, ``caffe_port.preprocess`` the way between photographs and the net.
 
 Every error caffe_port raises on purpose (a missing image, an unknown class, a corrupt model…)
 is caught once, in ``main``, and printed as one line on stderr with exit status 2; so is running
-out of memory in an allocation no check foresaw.
+out of memory in an allocation no check foresaw. Anything else is a bug, also printed as one line
+(exit status 1), with its traceback only under CAFFE_PORT_TRACEBACK=1.
 """
 from __future__ import annotations
 
@@ -72,3 +73,10 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:          # a bug, not the user's input: still one line, unless asked
+        if os.environ.get("CAFFE_PORT_TRACEBACK"):
+            raise
+        line = next((s.strip() for s in str(e).splitlines() if s.strip()), "")
+        print(f"caffe-port: internal error: {type(e).__name__}{': ' + line[:300] if line else ''} "
+              f"(CAFFE_PORT_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 1

@@ -29,8 +29,8 @@ import numpy as np
 
 from caffe_port import imagenet
 from caffe_port.errors import InputError, ShapeError
+from caffe_port.layout import input_layout
 
-SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 DEFAULT_BATCH = 16
 REDUCTIONS = ("max", "abs", "l2", "sum", "signed")
 
@@ -45,9 +45,7 @@ def find_score_blob(net, score_blob=None) -> str:
         net.blobs[score_blob]                       # BlobError, with a suggestion, if unknown
         name = score_blob
     else:
-        name = next((graph.producer[o].inputs[0] for o in graph.outputs
-                     if o in graph.producer and graph.producer[o].op_type in SOFTMAX_OPS),
-                    graph.outputs[0])
+        name = graph.score_blob()
     if name not in graph.differentiable:
         raise InputError(f"score blob {name!r} does not depend on the image input (or is not a "
                          f"float tensor); name the class scores with score_blob=")
@@ -184,7 +182,8 @@ def reduce_channels(grad, reduction):
 
 
 def as_batch(data) -> np.ndarray:
-    """Image data as a contiguous float32 (N, C, H, W) batch (one (C, H, W) image becomes N = 1)."""
+    """Image data as a contiguous float32 (N, C, H, W) batch (one (C, H, W) image becomes N = 1),
+    channels first whatever the net's own input layout (``Method.layout`` converts)."""
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 3:
         data = data[None]
@@ -261,12 +260,16 @@ class Method:
                 net has 1000 classes)
     batch_size: images per forward/backward (a net whose batch size is fixed uses that one)
     held:       a ``HeldForward`` shared with other methods on the same net (default: its own)
+    layout:     "NCHW" or "NHWC", the image input's (default: found from the graph, see
+                caffe_port.layout); the method's images and maps are (N, C, H, W) whatever it is,
+                converted where they enter and leave the net
     """
 
     def __init__(self, net, *, score_blob=None, input_blob=None, labels=None, batch_size=DEFAULT_BATCH,
-                 held=None):
+                 held=None, layout=None):
         self.net = net
         self.input_blob = find_input_blob(net, input_blob)
+        self.layout = input_layout(net.graph, self.input_blob, layout)
         self.score_blob = find_score_blob(net, score_blob)
         self._labels = list(labels) if labels is not None else None
         fixed = net.graph.input_shape(self.input_blob, batch=None)[0]
@@ -310,7 +313,7 @@ class Method:
             chunk = np.concatenate([chunk, pad])
         held = self.held.key
         if held is None or held[0] is not data or held[1:] != (start, stop):
-            out = self.net.forward(blobs=[self.score_blob], **{self.input_blob: chunk})
+            out = self.net.forward(blobs=[self.score_blob], **{self.input_blob: self.layout.to_net(chunk)})
             self.held.key = (data, start, stop)
         else:
             out = {self.score_blob: self.net.blobs[self.score_blob].data}
@@ -346,6 +349,7 @@ class Method:
         onehot[np.arange(k)[:, None], np.arange(n)[None, :], classes] = 1
         onehot = onehot.reshape((k,) + tuple(shape))
         result = self.net.backward(diffs=list(diffs), rule=rule, **{self.score_blob: onehot})
+        result[self.input_blob] = self.layout.from_net(result[self.input_blob])
         return {name: d[:, :n] for name, d in result.items()}
 
     def input_gradients(self, data, classes, rule="backprop"):
