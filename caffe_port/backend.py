@@ -3,8 +3,13 @@
 One walk (caffe_port/walker.py) serves every device, as Caffe's ``Net::Backward`` serves
 ``Backward_cpu`` and ``Backward_gpu``; what differs is a backend, the one object the Net holds:
 
-    forward(feeds, fetch, host, start, end)   run ONNX Runtime, keep the fetched tensors where they
+    forward(feeds, fetch, host, start, end, out)
+                                              run ONNX Runtime, keep the fetched tensors where they
                                               were computed, return host arrays for ``host``
+                                              (written into the Net's ``out`` arrays where the
+                                              backend can)
+    buffer(name, shape, dtype)                host memory for a fetched tensor the Net does not
+                                              hold, or None where the backend keeps it elsewhere
     has(name) / host_copy(name)               a kept tensor, and a numpy copy of it for the user
     values(data)                              the per-walk view: name -> array as the kernels take it
     backward(op_type, top_diff, …, controls)  run the op's backward kernel (or a faster route)
@@ -47,12 +52,23 @@ class CpuBackend:
 
     # --- forward ---------------------------------------------------------------------------------
 
-    def forward(self, feeds, fetch, host=(), start=0, end=None):
-        if start == 0:     # let the last pass's tensors go first: holding both would double the peak
-            self.kept = {}
-        values = self.runtime.run(feeds, fetch, start, end)
+    def forward(self, feeds, fetch, host=(), start=0, end=None, out=None):
+        """``out``: host arrays (the Net's blob memory, and this backend's own from ``buffer``)
+        that ONNX Runtime writes the fetched tensors into, from one pass to the next."""
+        if start == 0:     # tensors no longer fetched go before the new ones arrive
+            self.kept = {name: value for name, value in self.kept.items() if name in fetch}
+        values = self.runtime.run(feeds, fetch, start, end, out=out)
         self.kept.update(values)
         return {name: values[name] for name in values if name in host}
+
+    def buffer(self, name, shape, dtype):
+        """The array kept for ``name`` last time, when it has this shape: the next forward writes
+        into it instead of allocating (one array per kept tensor, as Caffe's blobs)."""
+        value = self.kept.get(name)
+        if value is not None and value.shape == tuple(shape) and value.dtype == dtype:
+            return value
+        self.kept.pop(name, None)   # another shape: let it go before the new one arrives
+        return np.empty(shape, dtype)
 
     def has(self, name):
         return name in self.kept

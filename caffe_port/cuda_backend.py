@@ -55,12 +55,19 @@ class CudaBackend:
 
     # --- forward ---------------------------------------------------------------------------------
 
-    def forward(self, feeds, fetch, host=(), start=0, end=None):
+    def forward(self, feeds, fetch, host=(), start=0, end=None, out=None):
+        """The outputs stay on the device; ``out`` (the Net's host blob memory) is not bound: the
+        Net copies the returned host arrays into it."""
         if start == 0:     # let the last pass's tensors go first: holding both would double the peak
             self.kept = {}
         values = self.runtime.run(feeds, fetch, start, end, on_device=True)
         self.kept.update(values)
         return {name: self.host_copy(name) for name in values if name in host}
+
+    @staticmethod
+    def buffer(name, shape, dtype):
+        """Kept tensors live in device memory ONNX Runtime allocates: no host array."""
+        return None
 
     def has(self, name):
         return name in self.kept

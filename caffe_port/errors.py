@@ -16,10 +16,14 @@ class ModelError(CaffePortError):
 class UnsupportedOpError(ModelError):
     """The graph uses op types that have no backward kernel."""
 
-    def __init__(self, unsupported):
-        # unsupported: {op_type: [node names]}
+    def __init__(self, unsupported, advice=None):
+        # unsupported: {op_type: [node names]}; advice: {op_type: the nearest supported alternative}
         self.unsupported = dict(unsupported)
-        parts = [f"{op} (node {', '.join(repr(n) for n in nodes[:3])}{', …' if len(nodes) > 3 else ''})"
+        self.advice = dict(advice or {})
+        # a damaged file's op type may hold control characters: quoted then, to stay one line
+        parts = [f"{op if op.isprintable() else repr(op)} (node {', '.join(repr(n) for n in nodes[:3])}"
+                 f"{', …' if len(nodes) > 3 else ''}"
+                 + (f"; nearest supported: {self.advice[op]}" if op in self.advice else "") + ")"
                  for op, nodes in sorted(self.unsupported.items())]
         super().__init__("unsupported op type" + ("s" if len(parts) > 1 else "") + " on the backward path: "
                          + "; ".join(parts))

@@ -315,7 +315,7 @@ def gradcheck(net_or_model, *, layer=None, rule="backprop", points=16, seed=0, i
                              "no diff from the image input reaches it")
         nodes = [node]
     else:
-        nodes = [n for n in graph.nodes if graph.needs_backward(n)]
+        nodes = [n for n in graph.nodes if graph.needs_backward(n) and graph.has_kernel(n)]
     report = GradcheckReport(label, rule, {name: tuple(v.shape) for name, v in feeds.items()}, [], k, h, tol)
     for node in nodes:
         backward = overrides.get(node.name) or overrides.get(node.op_type)

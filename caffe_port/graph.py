@@ -7,6 +7,7 @@ shape of every tensor for a given input shape.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,8 +16,10 @@ from onnx import helper, numpy_helper
 
 from caffe_port.errors import BlobError, ModelError, UnsupportedOpError
 from caffe_port.kernels import REGISTRY
-from caffe_port.onnx_util import SMALL_CONSTANT, default_opset, infer, shapes_of
+from caffe_port.onnx_util import SMALL_CONSTANT, default_opset, infer, read_initializer, shapes_of
+from caffe_port.op_advice import advice
 
+SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 FLOAT_TYPES = {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                onnx.TensorProto.BFLOAT16}
 
@@ -55,11 +58,12 @@ class Graph:
         g = model.graph
         self.opset = default_opset(model)
         # writable copies: net surgery writes into them, and the backward kernels read them
-        self.constants = {t.name: np.array(numpy_helper.to_array(t)) for t in g.initializer}
+        self.constants = {t.name: read_initializer(t) for t in g.initializer}
         _strip_weights(g)
         self.inputs = [i.name for i in g.input if i.name not in self.constants]
         self.outputs = [o.name for o in g.output]
         self.input_info = {i.name: i for i in g.input if i.name not in self.constants}
+        self._check_inputs()
         self.nodes = self._toposort(g.node)
         self.producer = {}
         self.consumers = {}
@@ -133,6 +137,17 @@ class Graph:
         self._static_shapes = shapes_of(inferred)
         return types
 
+    def static_shape(self, name):
+        """The shape shape inference gives ``name`` without concrete inputs (dims are ints,
+        symbolic names or None), or None when it gives none."""
+        return self._static_shapes.get(name)
+
+    @property
+    def static_shapes(self) -> dict:
+        """Shapes as inference gives them without input sizes: ints, or a symbol or None where
+        a dimension is not fixed (a tensor inference could not reach is absent)."""
+        return self._static_shapes
+
     def is_float(self, name) -> bool:
         # a tensor whose type inference could not name is assumed float (most CNN tensors are)
         return self.elem_types.get(name, onnx.TensorProto.FLOAT) in FLOAT_TYPES
@@ -149,21 +164,53 @@ class Graph:
         return any(i in self.differentiable for i in node.inputs) and \
             any(o in self.differentiable for o in node.outputs)
 
-    def check_supported(self):
-        missing = {}
-        for node in self.nodes:
-            if self.needs_backward(node) and (node.domain not in ("", "ai.onnx")
-                                              or node.op_type not in REGISTRY):
-                missing.setdefault(node.op_type if not node.domain else f"{node.domain}.{node.op_type}",
-                                   []).append(node.name)
+    def has_kernel(self, node) -> bool:
+        return node.domain in ("", "ai.onnx") and node.op_type in REGISTRY
+
+    def score_blob(self) -> str:
+        """The pre-softmax class scores by default: the input of the Softmax (or LogSoftmax) that
+        produces an output of the net, else the net's first output."""
+        return next((self.producer[o].inputs[0] for o in self.outputs
+                     if o in self.producer and self.producer[o].op_type in SOFTMAX_OPS), self.outputs[0])
+
+    def ancestors(self, blob) -> set:
+        """Every blob the value of ``blob`` depends on (itself included), constants left out."""
+        seen, stack = set(), [blob]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            node = self.producer.get(name)
+            if node is not None:
+                stack.extend(i for i in node.inputs if i and i not in self.constants)
+        return seen
+
+    def check_supported(self, score_blob=None):
+        """Refuse, at load, the ops without a kernel on the backward path: between the inputs and
+        the score blob (default: ``score_blob()``). An op after the score (an ArgMax, a TopK on the
+        probabilities) or in a shape computation never blocks; a diff the user sends through one
+        is refused when it reaches it (the walker)."""
+        needed = self.ancestors(score_blob or self.score_blob())
+        missing = [node for node in self.nodes if self.needs_backward(node) and not self.has_kernel(node)
+                   and any(o in needed for o in node.outputs)]
         if missing:
-            raise UnsupportedOpError(missing)
+            raise self.unsupported(missing)
+
+    def unsupported(self, nodes) -> UnsupportedOpError:
+        """The error for these kernel-less nodes: each op, its nodes, the nearest alternative."""
+        missing, hints = {}, {}
+        for node in nodes:
+            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+            missing.setdefault(op, []).append(node.name)
+            hints[op] = advice(node.op_type, node.domain)
+        return UnsupportedOpError(missing, hints)
 
     def kept_tensors(self):
         """Runtime tensors some backward kernel reads (constants are always at hand)."""
         kept = set()
         for node in self.nodes:
-            if not self.needs_backward(node):
+            if not self.needs_backward(node) or not self.has_kernel(node):
                 continue
             op = REGISTRY[node.op_type]
             for k in op.bottoms_read(self.propagate_down[node.name]):
@@ -175,10 +222,21 @@ class Graph:
             # integer side inputs (starts, pads, axes computed at run time) are tiny: always keep them
             kept.update(i for i in node.inputs if i and not self.is_float(i))
         kept -= set(self.constants)
-        # a shape that inference cannot pin down is taken from the forward pass itself
+        # a shape that inference cannot pin down is taken from the forward pass itself; a leading
+        # dimension inference made up (unk__…, where a computed Reshape lost the batch) is one
+        batch = self._batch_symbols()
         kept |= {t for t in self.differentiable if t not in self.inputs
-                 and not _static_except_batch(self._static_shapes.get(t))}
+                 and not _static_except_batch(self._static_shapes.get(t), batch)}
         return kept
+
+    def _batch_symbols(self):
+        """The symbolic leading dimensions of the inputs ("batch", "N", None where unnamed)."""
+        symbols = set()
+        for name in self.inputs:
+            dims = self.input_info[name].type.tensor_type.shape.dim
+            if len(dims) and not dims[0].HasField("dim_value"):
+                symbols.add(dims[0].dim_param or None)
+        return symbols
 
     def node_attrs(self, node):
         """The layer's ``attrs`` in the kernel contract (kernels/registry.py): its ONNX attributes,
@@ -221,6 +279,24 @@ class Graph:
                 shape.append(batch if k == 0 else None)
         return tuple(shape)
 
+    def _check_inputs(self):
+        """Declared input dimensions are sizes of at least 1, and element types numpy has."""
+        for name in self.inputs:
+            shape = self.input_shape(name, batch=1)
+            if any(d is not None and d < 1 for d in shape):
+                raise ModelError(f"input {name!r} declares shape {shape}: dimensions must be at "
+                                 "least 1")
+            elem = self.input_info[name].type.tensor_type.elem_type
+            try:
+                dtype = np.dtype(self.input_dtype(name))
+            except (KeyError, TypeError, ValueError):
+                dtype = None
+            if dtype is None or dtype.kind not in "fiub":
+                known = elem in onnx.TensorProto.DataType.values()
+                raise ModelError(f"input {name!r} has element type "
+                                 f"{onnx.TensorProto.DataType.Name(elem) if known else elem}, "
+                                 "which is not a number type")
+
     def input_dtype(self, name):
         elem = self.input_info[name].type.tensor_type.elem_type or onnx.TensorProto.FLOAT
         return helper.tensor_dtype_to_np_dtype(elem)
@@ -229,14 +305,15 @@ class Graph:
 def _strip_weights(graph):
     """Large initializers now live in Graph.constants; the proto keeps only their type and dims."""
     for t in graph.initializer:
-        if (int(np.prod(t.dims)) if len(t.dims) else 1) > SMALL_CONSTANT:
+        if math.prod(t.dims) > SMALL_CONSTANT:
             dims, dtype, name = list(t.dims), t.data_type, t.name
             t.Clear()
             t.name, t.data_type = name, dtype
             t.dims.extend(dims)
 
 
-def _static_except_batch(shape):
-    if shape is None:
+def _static_except_batch(shape, batch_symbols=None):
+    """Every dimension fixed but the first, which is fixed or an input's own batch symbol."""
+    if shape is None or any(not isinstance(d, int) for d in shape[1:]):
         return False
-    return all(isinstance(d, int) or k == 0 for k, d in enumerate(shape))
+    return not shape or isinstance(shape[0], int) or batch_symbols is None or shape[0] in batch_symbols

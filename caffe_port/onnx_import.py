@@ -2,7 +2,9 @@
 
 Accepted: a path to an ``.onnx`` file, the bytes of one, an ``onnx.ModelProto``, a Caffe
 ``deploy.prototxt`` (with its ``.caffemodel``), or the name of an embedded model
-("efficientnet-lite0"). Normalisation makes real-world files usable as they are:
+("efficientnet-lite0"). Tensors stored outside an ONNX model (``model.onnx.data``) are read from
+the model file's folder, or for bytes and ModelProtos from ``weights`` (a folder) or the current
+one (caffe_port/external_data.py). Normalisation makes real-world files usable as they are:
 
 * IR-3 files list their initializers among the graph inputs: those become plain constants and
   the file IR 4 (done first, so that the converter sees every weight, even one an IR-3 file
@@ -35,9 +37,11 @@ import onnx
 from onnx import helper, numpy_helper, version_converter
 from onnx.reference import ReferenceEvaluator
 
+from caffe_port import external_data
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits
 from caffe_port.models import caffe_net, efficientnet_lite
-from caffe_port.onnx_util import MAX_IR_VERSION, default_opset, skeleton
+from caffe_port.onnx_util import MAX_IR_VERSION, default_opset, read_initializer, skeleton
 
 EMBEDDED = ("efficientnet-lite0",)
 MIN_OPSET = 7
@@ -51,9 +55,10 @@ NONDETERMINISTIC = {"RandomNormal", "RandomNormalLike", "RandomUniform", "Random
 def load_model(model, weights=None) -> onnx.ModelProto:
     """Read ``model`` (path, bytes, ModelProto, embedded name, or Caffe prototxt) and normalise it."""
     if isinstance(model, onnx.ModelProto):
-        proto = model
+        proto = external_data.resolved(model, weights or ".", "the given ModelProto")
     elif isinstance(model, (bytes, bytearray, memoryview)):
-        proto = _parse_bytes(bytes(model), "the given bytes")
+        proto = external_data.resolved(_parse_bytes(bytes(model), "the given bytes"), weights or ".",
+                                       "the given bytes")
     elif isinstance(model, (str, os.PathLike)):
         name = os.fspath(model)
         if name in EMBEDDED:
@@ -67,10 +72,12 @@ def load_model(model, weights=None) -> onnx.ModelProto:
         if path.is_dir():
             raise ModelError(f"model path is a directory, not a file: {name}")
         try:
+            # the file's bytes and the message parsed from them are in memory together
+            check_fits(2 * path.stat().st_size, f"loading {name}")
             data = path.read_bytes()
         except OSError as e:
             raise ModelError(f"cannot read model file {name}: {e.strerror}") from None
-        proto = _parse_bytes(data, name)
+        proto = external_data.resolved(_parse_bytes(data, name), weights or path.parent, name)
     else:
         raise ModelError(f"cannot load a model from a {type(model).__name__}; give a path, bytes or "
                          "an onnx.ModelProto")
@@ -90,7 +97,26 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     return proto
 
 
+def check_names(model: onnx.ModelProto, where="the model"):
+    """Every name is text: protobuf hands a damaged file's bytes that are not UTF-8 back as they
+    are, and they fail wherever a name is first copied into another message; each is copied
+    once, here."""
+    graph = model.graph
+    probe = onnx.ValueInfoProto()
+    names = [vi.name for vi in list(graph.input) + list(graph.output) + list(graph.value_info)]
+    names += [t.name for t in graph.initializer]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        names += [a.name for a in node.attribute]
+    try:
+        for name in names:
+            probe.name = name
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
+        raise ModelError(f"{where}: holds names that are not UTF-8 text (a damaged file)") from None
+
+
 def normalise(model: onnx.ModelProto) -> onnx.ModelProto:
+    check_names(model)
     model = _copy(model)
     # first, so that the converter sees every initializer even where an IR-3 file forgot to list one
     _initializers_are_not_inputs(model)
@@ -360,7 +386,7 @@ def _evaluate(node, initializers, values, opset):
         if not name:
             continue
         if name not in values:
-            values[name] = numpy_helper.to_array(initializers[name])
+            values[name] = read_initializer(initializers[name])
         feeds[name] = values[name]
     try:
         sub_graph = onnx.helper.make_graph([node], "fold", [], [onnx.helper.make_empty_tensor_value_info(o)

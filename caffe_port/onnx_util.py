@@ -1,9 +1,13 @@
-"""Small helpers for building ONNX models that this ONNX Runtime accepts."""
+"""Small helpers for building ONNX models that this ONNX Runtime accepts, and for reading their weights."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from caffe_port.errors import ModelError
 
 MAX_IR_VERSION = 10   # onnx >= 1.23 stamps IR 14 by default, which ONNX Runtime refuses
 SMALL_CONSTANT = 1024   # constants up to this size stay in the shape-inference skeleton (shapes, axes)
@@ -44,6 +48,17 @@ def initializer(name, array):
     return numpy_helper.from_array(np.asarray(array), name)
 
 
+def read_initializer(tensor) -> np.ndarray:
+    """An initializer as a writable array; one whose data does not fill its dims (or whose type
+    has no numpy form) is a damaged file."""
+    where = f"initializer {tensor.name!r} (dims {list(tensor.dims)})"
+    if any(d < 0 for d in tensor.dims):
+        raise ModelError(f"{where}: negative dimension")
+    try:
+        return np.array(numpy_helper.to_array(tensor))
+    except Exception as e:       # numpy_helper raises what its conversions raise: no one type
+        raise ModelError(f"{where}: its data cannot be read ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'})") from None
 # --- shape inference without the weights ---------------------------------------------------------
 
 def shapes_of(model):
@@ -82,7 +97,7 @@ def skeleton(model: onnx.ModelProto, input_shapes: dict | None):
                 d.dim_value = int(value)
         graph.input.append(new)
     for t in g.initializer:
-        size = int(np.prod(t.dims)) if len(t.dims) else 1
+        size = math.prod(t.dims)     # Python ints: numpy's product wraps past int64
         if size <= SMALL_CONSTANT:
             graph.initializer.append(t)
         else:

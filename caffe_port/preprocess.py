@@ -7,11 +7,15 @@ optional:
                     max(S, round(side · S / shorter))); ``resize=(H, W)`` resizes to exactly H×W
                     (Caffe's ``caffe.io.resize_image`` to 256×256)
     2. centre crop  ``crop=(h, w)`` (or ``crop=s``): rows ⌊(H − h)/2⌋ …, columns ⌊(W − w)/2⌋ …
-    3. channels     the image is RGB; ``channel_order="BGR"`` reverses it (Caffe's channel swap)
+    3. channels     the image is RGB; ``channel_order="BGR"`` reverses it (Caffe's channel swap);
+                    ``channels=1`` makes it grey (ITU-R BT.601 luma, OpenCV's weights) and
+                    ``channels=4`` appends an opaque alpha channel (255), for nets that want them
     4. normalise    data[c] = (pixel[c] · scale − mean[c]) / std[c], with pixel in 0…255 and
                     mean/std given in the network's channel order and in scaled units
 
-so that ``preprocess(image)`` is (1, 3, h, w) float32. ``deprocess`` inverts step 4 and 3 (the
+so that ``preprocess(image)`` is (1, C, h, w) float32 (C = 3 unless ``channels`` says otherwise),
+channels first whatever the net's own input layout: ``caffe_port.layout.InputLayout.to_net``
+turns it into an NHWC net's input, and the methods do so themselves. ``deprocess`` inverts step 4 and 3 (the
 class model images live in the network's space; their mean is added back here), and
 ``to_original`` inverts steps 2 and 1 for a *map*: a value at network resolution becomes a value
 at every pixel of the original photograph, zero where the crop did not look.
@@ -44,11 +48,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from caffe_port import image_file
 from caffe_port.errors import InputError, ModelError, ShapeError
 from caffe_port.models import efficientnet_lite
 
 INTERPOLATIONS = ("nearest", "linear", "cubic", "area", "lanczos")
 MAX_SIDE = 2048
+CHANNELS = (1, 3, 4)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)     # ITU-R BT.601, as cv2.COLOR_RGB2GRAY
 
 
 def _cv2_flag(interpolation):
@@ -58,14 +65,13 @@ def _cv2_flag(interpolation):
 
 # --- images --------------------------------------------------------------------------------------
 
-def load_image(path) -> np.ndarray:
-    """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``."""
+def load_image(path, max_pixels=image_file.MAX_PIXELS) -> np.ndarray:
+    """Read an image file with OpenCV (8- or 16-bit, grey, colour or with alpha) → ``as_rgb``,
+    upright as its EXIF orientation says and reduced above ``max_pixels`` (``image_file``)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise InputError(f"{path}: image file not found")
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise InputError(f"{path}: not an image file OpenCV can read")
+    image = image_file.decode(path, max_pixels=max_pixels)
     if image.ndim == 3 and image.shape[2] == 3:
         image = image[..., ::-1]                      # OpenCV reads BGR
     elif image.ndim == 3 and image.shape[2] == 4:
@@ -186,6 +192,7 @@ class Preset:
     scale, mean, std: data[c] = (pixel[c] · scale − mean[c]) / std[c], network channel order
     interpolation: "nearest", "linear", "cubic", "area" or "lanczos" (OpenCV's)
     max_side:      images longer than this are resized by area averaging
+    channels:      3 (the photograph's RGB), 1 (grey) or 4 (RGB + opaque alpha)
     """
     name: str = "none"
     resize: object = None
@@ -196,6 +203,7 @@ class Preset:
     std: tuple = (1.0, 1.0, 1.0)
     interpolation: str = "linear"
     max_side: int = MAX_SIDE
+    channels: int = 3
 
     def __post_init__(self):
         if self.channel_order not in ("RGB", "BGR"):
@@ -209,8 +217,19 @@ class Preset:
         elif self.resize is not None and int(self.resize) < 1:
             raise InputError(f"preset {self.name!r}: resize must be positive, got {self.resize}")
         object.__setattr__(self, "crop", _pair(self.crop, "crop"))
+        if self.channels not in CHANNELS:
+            raise InputError(f"preset {self.name!r}: channels must be 1, 3 or 4, not {self.channels!r}")
         for what in ("mean", "std"):
-            value = np.broadcast_to(np.asarray(getattr(self, what), dtype=np.float64), (3,))
+            value = np.asarray(getattr(self, what), dtype=np.float64).reshape(-1)
+            if value.size == 3 and self.channels == 1:       # a colour statistic for a grey net: its mean
+                value = np.full(1, value.mean())
+            elif value.size == 3 and self.channels == 4:     # the alpha channel stays as scaled
+                value = np.append(value, 0.0 if what == "mean" else 1.0)
+            try:
+                value = np.broadcast_to(value, (self.channels,))
+            except ValueError:
+                raise InputError(f"preset {self.name!r}: {what} has {value.size} values for "
+                                 f"{self.channels} channels") from None
             object.__setattr__(self, what, tuple(float(v) for v in value))
         if min(abs(s) for s in self.std) == 0 or self.scale == 0:
             raise InputError(f"preset {self.name!r}: scale and std must be non-zero")
@@ -218,6 +237,42 @@ class Preset:
     def replace(self, **changes) -> "Preset":
         """A copy with some fields changed, e.g. ``preset("caffe").replace(crop=224)``."""
         return dataclasses.replace(self, **changes)
+
+    def fitted(self, crop) -> "Preset":
+        """This preset for a net whose input is ``crop`` (h, w): the crop becomes the net's, and a
+        shorter-side resize keeps its ratio to the preset's own crop — torchvision's 256 for 224
+        is 342 for inception_v3's 299, its own transform. An exact (H, W) resize (Caffe's
+        256×256) is kept unless the crop does not fit in it; it then grows by the same rule."""
+        crop = _pair(crop, "crop")
+        resize = self.resize
+        if resize is not None and self.crop is not None and self.crop != crop:
+            own = max(self.crop)
+            shorter = min(resize) if isinstance(resize, tuple) else int(resize)
+            grown = max(max(crop), round(shorter * max(crop) / own))
+            if not isinstance(resize, tuple):
+                resize = grown
+            elif min(resize) < max(crop):
+                resize = (grown, grown)
+        return self.replace(crop=crop, resize=resize)
+
+    def describe(self) -> str:
+        """The preset in a few words, for a note on what was assumed."""
+        def values(v):
+            return "(" + ", ".join(f"{x:g}" for x in v) + ")"
+        scale = "" if self.scale == 1 else (f", /{1 / self.scale:g}" if abs(1 / self.scale - round(1 / self.scale)) < 1e-9
+                                            else f", ×{self.scale:g}")
+        words = [("grey" if self.channels == 1 else self.channel_order + ("A" if self.channels == 4 else ""))
+                 + scale]
+        if any(self.mean):
+            words.append(f"mean {values(self.mean)}")
+        if any(v != 1 for v in self.std):
+            words.append(f"std {values(self.std)}")
+        if self.resize is not None:
+            words.append("resize " + (f"{self.resize[0]}×{self.resize[1]}" if isinstance(self.resize, tuple)
+                                      else f"shorter side {self.resize}"))
+        if self.crop is not None:
+            words.append(f"crop {self.crop[0]}×{self.crop[1]}")
+        return ", ".join(words)
 
     # --- geometry --------------------------------------------------------------------------------
 
@@ -240,7 +295,8 @@ class Preset:
         h, w = self.crop if self.crop is not None else (hr, wr)
         if h > hr or w > wr:
             raise InputError(f"preset {self.name!r}: crop {h}×{w} is larger than the resized "
-                             f"image {hr}×{wr}")
+                             f"image {hr}×{wr}; resize the shorter side to at least {max(h, w)} "
+                             f"(--resize {max(h, w)}, or resize= in Python)")
         if crop_index is None:
             return Geometry((h0, w0), (hr, wr), (hr - h) // 2, (wr - w) // 2, (h, w))
         boxes = _oversample_boxes(hr, wr, h, w)
@@ -265,10 +321,14 @@ class Preset:
         return cv2.resize(image, (wr, hr), interpolation=cv2.INTER_AREA if huge else _cv2_flag(self.interpolation))
 
     def _normalise(self, crops):
-        """(M, h, w, 3) RGB pixels → (M, 3, h, w) float32 data."""
+        """(M, h, w, 3) RGB pixels → (M, C, h, w) float32 data."""
         x = crops.astype(np.float32)
-        if self.channel_order == "BGR":
+        if self.channels == 1:
+            x = x @ LUMA[:, None]
+        elif self.channel_order == "BGR":
             x = x[..., ::-1]
+        if self.channels == 4:
+            x = np.concatenate([x, np.full(x.shape[:-1] + (1,), 255, np.float32)], axis=-1)
         mean = np.asarray(self.mean, np.float32)
         std = np.asarray(self.std, np.float32)
         x = (x * np.float32(self.scale) - mean) / std
@@ -318,16 +378,20 @@ class Preset:
         return np.minimum(low, high).astype(np.float32), np.maximum(low, high).astype(np.float32)
 
     def deprocess(self, data) -> np.ndarray:
-        """(1, 3, h, w) or (3, h, w) data → (h, w, 3) uint8 RGB: pixel = (data · std + mean) / scale,
-        channels back to RGB, clipped to 0…255 and rounded."""
+        """(1, C, h, w) or (C, h, w) data → (h, w, 3) uint8 RGB: pixel = (data · std + mean) / scale,
+        channels back to RGB (grey repeated, alpha dropped), clipped to 0…255 and rounded."""
         data = np.asarray(data, dtype=np.float64)
         if data.ndim == 4 and data.shape[0] == 1:
             data = data[0]
-        if data.ndim != 3 or data.shape[0] != 3:
-            raise ShapeError(f"deprocess expects (1, 3, h, w) or (3, h, w) data, got {data.shape}")
+        if data.ndim != 3 or data.shape[0] != self.channels:
+            raise ShapeError(f"deprocess expects (1, {self.channels}, h, w) or ({self.channels}, h, w) "
+                             f"data, got {data.shape}")
         x = data.transpose(1, 2, 0) * np.asarray(self.std) + np.asarray(self.mean)
         x = x / self.scale
-        if self.channel_order == "BGR":
+        if self.channels == 1:
+            x = np.repeat(x, 3, axis=2)
+        x = x[..., :3]
+        if self.channel_order == "BGR" and self.channels != 1:
             x = x[..., ::-1]
         return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
@@ -385,6 +449,38 @@ PRESETS = {
     # the image as it is: RGB pixel values 0–255, no resize or crop
     "none": lambda: Preset("none"),
 }
+
+
+# --- what an ONNX file says about its images (onnx/docs/MetadataProps.md) ----------------------------
+
+PIXEL_FORMATS = {"gray8": {"channels": 1}, "rgb8": {"channel_order": "RGB"}, "bgr8": {"channel_order": "BGR"},
+                 "rgba8": {"channel_order": "RGB", "channels": 4}, "bgra8": {"channel_order": "BGR", "channels": 4}}
+# data = pixel · scale − mean, the nominal range of the data
+PIXEL_RANGES = {"nominalrange_0_255": {"scale": 1.0, "mean": 0.0},
+                "normalized_0_1": {"scale": 1 / 255, "mean": 0.0},
+                "normalized_1_1": {"scale": 2 / 255, "mean": 1.0},
+                "nominalrange_16_235": {"scale": 219 / 255, "mean": -16.0}}
+
+
+def metadata_changes(metadata_props) -> dict:
+    """Preset changes stated by an ONNX model's ``metadata_props`` ({key: value}), as ONNX's image
+    metadata defines them (keys and values case-insensitive): ``Image.BitmapPixelFormat`` (Gray8,
+    Rgb8, Bgr8, Rgba8, Bgra8) gives the channels and their order, ``Image.NominalPixelRange``
+    (NominalRange_0_255, Normalized_0_1, Normalized_1_1, NominalRange_16_235) the value range, with
+    no per-channel standardisation. Unknown values are an InputError naming the key."""
+    props = {str(k).lower(): (str(k), str(v)) for k, v in dict(metadata_props).items()}
+    changes = {}
+    for key, table in (("image.bitmappixelformat", PIXEL_FORMATS), ("image.nominalpixelrange", PIXEL_RANGES)):
+        if key in props:
+            written, value = props[key]
+            if value.strip().lower() not in table:
+                raise InputError(f"the model's metadata {written} = {value!r} is not one of ONNX's values "
+                                 f"({', '.join(table)})")
+            value = value.strip().lower()
+            changes.update(table[value])
+    if "scale" in changes:
+        changes["std"] = 1.0
+    return changes
 
 
 def preset(name, **changes) -> Preset:

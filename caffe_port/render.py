@@ -116,8 +116,9 @@ def overlay(image, saliency_map, alpha=OVERLAY_ALPHA, percentile=100.0) -> np.nd
 
 
 def signed(gradient, channel_order="RGB", percentile=100.0) -> dict:
-    """A signed gradient image (C, H, W) (a method's "signed" output; C = 3 or 1) →
-    {"all", "positive", "negative"}: (H, W, 3) RGB uint8 each (see the module docstring).
+    """A signed gradient image (C, H, W) (a method's "signed" output; C = 3, 1, or 4 for an RGBA
+    net, whose alpha channel is left out) → {"all", "positive", "negative"}: (H, W, 3) RGB uint8
+    each (see the module docstring).
 
     channel_order: the network's ("BGR" for Caffe models): channels are put back in RGB order.
     percentile: < 100 takes the p-th and (100 − p)-th percentiles as max and min (saturating the
@@ -126,8 +127,9 @@ def signed(gradient, channel_order="RGB", percentile=100.0) -> dict:
     g = np.asarray(gradient, dtype=np.float64)
     if g.ndim == 4 and g.shape[0] == 1:
         g = g[0]
-    if g.ndim != 3 or g.shape[0] not in (1, 3):
-        raise ShapeError(f"expected a (C, H, W) gradient with C = 1 or 3, got shape {g.shape}")
+    if g.ndim != 3 or g.shape[0] not in (1, 3, 4):
+        raise ShapeError(f"expected a (C, H, W) gradient with C = 1, 3 or 4, got shape {g.shape}")
+    g = g[:3]
     if channel_order not in ("RGB", "BGR"):
         raise InputError(f"channel_order must be 'RGB' or 'BGR', not {channel_order!r}")
     g = g.transpose(1, 2, 0)

@@ -16,7 +16,7 @@ import onnx
 import onnxruntime as ort
 from onnx import helper
 
-from caffe_port.errors import DeviceError, ModelError, ShapeError
+from caffe_port.errors import DeviceError, InputError, ModelError, ShapeError
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SESSIONS = 4
@@ -84,7 +84,8 @@ class Runtime:
         model.opset_import.extend(g.model.opset_import)
         graph = model.graph
         graph.name = g.model.graph.name or "caffe_port"
-        graph.node.extend(g.node_protos[start:None if end is None else end + 1])
+        nodes = g.node_protos[start:None if end is None else end + 1]
+        graph.node.extend(nodes)
         if inputs is None:
             graph.input.extend(g.input_info[name] for name in g.inputs)
         else:   # a slice of the net: its boundary blobs are the inputs
@@ -93,7 +94,7 @@ class Runtime:
         for name in outputs:
             elem = g.elem_types.get(name, onnx.TensorProto.FLOAT)
             graph.output.append(helper.make_tensor_value_info(name, elem, None))
-        for name, value in g.constants.items():
+        for name, value in self._constants_read(nodes).items():
             if value.size <= INLINE_CONSTANT:
                 graph.initializer.append(onnx.numpy_helper.from_array(value, name))
             else:
@@ -107,13 +108,22 @@ class Runtime:
                 graph.initializer.append(stub)
         return model
 
+    def _constants_read(self, nodes):
+        """The graph's constants that ``nodes`` read: ONNX Runtime refuses an external initializer
+        that its graph does not use (a slice of the net reads only its own layers' weights)."""
+        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+               for node in nodes for a in node.attribute):
+            return dict(self.graph.constants)     # a subgraph may read any of them
+        read = {name for node in nodes for name in node.input}
+        return {name: value for name, value in self.graph.constants.items() if name in read}
+
     def session(self, outputs, start=0, end=None, inputs=None):
         key = (tuple(sorted(outputs)), start, end, tuple(inputs or ()))
         if key in self._sessions:
             self._sessions.move_to_end(key)
             return self._sessions[key]
         so = ort.SessionOptions()
-        so.log_severity_level = 3
+        so.log_severity_level = 4      # its errors come back as exceptions: one ModelError line
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no memory pattern: it plans one block per input shape and keeps each for good (VGG16 at
         # batch 8 grew 330 MB over seven forwards with it, none without, at the same speed)
@@ -123,7 +133,8 @@ class Runtime:
         # idle ORT workers must not spin: the Numba backward needs the same cores right after
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         names, values = [], []
-        for name, value in self.graph.constants.items():
+        nodes = self.graph.node_protos[start:None if end is None else end + 1]
+        for name, value in self._constants_read(nodes).items():
             if value.size > INLINE_CONSTANT:
                 if name not in self._external:
                     self._external[name] = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(value))
@@ -142,7 +153,10 @@ class Runtime:
                          "CPUExecutionProvider"]
         model = self._session_model(key[0], start, end, inputs)
         try:
-            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers)
+            # on the CPU, ONNX Runtime's fallback would retry the same provider after printing
+            # "EP Error …" on stdout (into a --json answer): off; the error is ours to report
+            sess = ort.InferenceSession(model.SerializeToString(), so, providers=providers,
+                                        enable_fallback=int(self.device.startswith("cuda")))
         except Exception as e:
             raise ModelError(f"ONNX Runtime cannot load this model: {_first_line(e)}") from None
         if self.device.startswith("cuda") and "CUDAExecutionProvider" not in sess.get_providers():
@@ -161,26 +175,31 @@ class Runtime:
 
     # --- running ---------------------------------------------------------------------------------
 
-    def run(self, feeds: dict, fetch, start=0, end=None, *, on_device=False) -> dict:
+    def run(self, feeds: dict, fetch, start=0, end=None, *, on_device=False, out=None) -> dict:
         """{name: value} of the ``fetch`` tensors for these ``feeds``.
 
         start/end: node indices bounding a slice of the net (``feeds`` are then its boundary
             blobs); start 0 runs the whole graph, which ONNX Runtime prunes to what ``fetch`` needs.
         on_device: bind the outputs where ONNX Runtime computes them and return OrtValues (the
             CUDA backend keeps them on the GPU); otherwise numpy arrays.
+        out: {name: C-contiguous host array of the tensor's shape} to write into (a Net's blob
+            memory): bound as ONNX Runtime's outputs, so the forward writes there and nothing is
+            copied; the returned value is that array. Where the tensor turns out to have another
+            shape, a new array is returned instead.
 
         A graph exported with its batch size baked in (a Reshape to [1, -1] …) fails or folds the
         batch away at batch > 1: it is then run one image at a time, stacked on the host, and
         ``per_sample`` remembers that for later calls.
         """
         fetch = list(dict.fromkeys(fetch))
+        out = {} if on_device else {name: a for name, a in (out or {}).items() if name in fetch}
         sliced = start != 0
         sess = self.session(fetch, start, end, list(feeds)) if sliced else self.session(fetch)
         batch = _batch_size(feeds)
         if not sliced and self.per_sample and batch > 1:
-            return self._run_per_sample(sess, feeds, fetch, batch)
+            return _written_into(out, self._run_per_sample(sess, feeds, fetch, batch))
         try:
-            values = self._bound(sess, feeds, fetch) if on_device else dict(zip(fetch, sess.run(fetch, feeds)))
+            values = self._bound(sess, feeds, fetch) if on_device else self._host_run(sess, feeds, fetch, out)
         except Exception as e:
             if sliced or batch == 1:
                 raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
@@ -189,13 +208,49 @@ class Runtime:
             except Exception:
                 raise ModelError(f"ONNX Runtime failed: {_first_line(e)}") from None
             self.per_sample = True
-            return result
-        if not sliced and batch > 1 and any(len(_shape(v)) == 0 or _shape(v)[0] != batch
-                                            for name, v in values.items() if name in self.graph.outputs):
+            return _written_into(out, result)
+        if not sliced and batch > 1 and self._batch_is_free(feeds) and any(
+                len(_shape(v)) == 0 or _shape(v)[0] != batch
+                for name, v in values.items() if name in self.graph.outputs and _batched(self.graph, name)):
             # the graph folds the batch away (a Reshape to [1, -1] …): one image at a time
+            try:
+                result = self._run_per_sample(sess, feeds, fetch, batch)
+            except Exception as e:    # ONNX Runtime's exception types are its own
+                raise ModelError(f"ONNX Runtime failed one image at a time: {_first_line(e)}") from None
             self.per_sample = True
-            return self._run_per_sample(sess, feeds, fetch, batch)
+            return _written_into(out, result)
         return values
+
+    def _host_run(self, sess, feeds, fetch, out):
+        """One run with numpy results; the ``out`` arrays bound as the outputs they name."""
+        if out:
+            try:
+                return self._bound_into(sess, feeds, fetch, out)
+            except Exception:
+                pass    # a shape the caller did not foresee: let ONNX Runtime allocate below
+        return _written_into(out, dict(zip(fetch, sess.run(fetch, feeds))))
+
+    def _bound_into(self, sess, feeds, fetch, out):
+        """IOBinding with the ``out`` arrays as output memory (ONNX Runtime writes the forward's
+        tensors straight into them); the other outputs come back as new arrays."""
+        binding = sess.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        for name in fetch:
+            if name in out:
+                array = out[name]
+                binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+            else:
+                binding.bind_output(name, "cpu")
+        sess.run_with_iobinding(binding)
+        return {name: out[name] if name in out else value.numpy()
+                for name, value in zip(fetch, binding.get_outputs())}
+
+    def _batch_is_free(self, feeds):
+        """Every input's batch is symbolic: only then can it run one image at a time (a graph
+        declaring batch 2 whose Concat on axis 0 gives 4 rows is not folding anything away)."""
+        return all(self.graph.input_shape(name, batch=None)[:1] == (None,)
+                   for name in feeds if name in self.graph.input_info)
 
     def _bound(self, sess, feeds, fetch):
         """One run with IOBinding: inputs from the host, outputs left where ONNX Runtime computed
@@ -212,6 +267,22 @@ class Runtime:
     def _run_per_sample(self, sess, feeds, fetch, batch):
         parts = [sess.run(fetch, {k: v[n:n + 1] for k, v in feeds.items()}) for n in range(batch)]
         return {name: np.concatenate([p[j] for p in parts], axis=0) for j, name in enumerate(fetch)}
+
+
+def _written_into(out, values):
+    """``values`` with each array that fits its ``out`` array copied there (and that returned)."""
+    for name, value in values.items():
+        target = out.get(name)
+        if target is not None and target.shape == value.shape and target.dtype == value.dtype:
+            np.copyto(target, value)
+            values[name] = target
+    return values
+
+
+def _batched(graph, name):
+    """Whether an output should carry the batch: not one the graph declares a scalar (a loss)."""
+    declared = graph.static_shape(name)
+    return declared is None or len(declared) > 0
 
 
 def _shape(value):
@@ -241,5 +312,9 @@ def check_feed(graph, name, value):
         shown = "(" + ", ".join("N" if (k == 0 and e is None) else ("?" if e is None else str(e))
                                 for k, e in enumerate(expected)) + ")"
         raise ShapeError(f"input {name!r} expects shape {shown}, got {tuple(value.shape)}")
+    if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        raise InputError(f"input {name!r} holds {bad} NaN or infinite value(s) of {value.size}: "
+                         "every map would be NaN")
     return value
 

@@ -33,7 +33,6 @@ from caffe_port.errors import InputError
 from caffe_port.kernels.relu import RULES
 
 COLOURS = {"backprop": "#1f77b4", "deconvnet": "#d62728", "guided": "#2ca02c"}
-SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 
 
 def score_blob_of(net, score_blob=None) -> str:
@@ -43,11 +42,7 @@ def score_blob_of(net, score_blob=None) -> str:
     if score_blob is not None:
         net.blobs[score_blob]                   # BlobError, with suggestions, if unknown
         return score_blob
-    for out in graph.outputs:
-        node = graph.producer.get(out)
-        if node is not None and node.op_type in SOFTMAX_OPS:
-            return node.inputs[0]
-    return graph.outputs[0]
+    return graph.score_blob()
 
 
 def image_blob_of(net, input_blob=None) -> str:

@@ -45,6 +45,8 @@ def walk(graph, nodes, backend, data, injected, shapes, rule="backprop", keep=()
         top_diff = [diffs.get(o) if o else None for o in node.outputs]
         if all(d is None for d in top_diff) or not graph.needs_backward(node):
             continue
+        if not graph.has_kernel(node):       # off the score's path, so not refused at load
+            raise graph.unsupported([node])
         op = REGISTRY[node.op_type]
         propagate_down = graph.propagate_down[node.name]
         reads = set(op.bottoms_read(propagate_down))

@@ -110,4 +110,6 @@ def global_avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_sh
     bottom_shape = tuple(bottom_shapes[0])
     g = top_diff[0]
     size = g.dtype.type(int(np.prod(bottom_shape[2:])))
-    return [np.ascontiguousarray(np.broadcast_to(g / size, g.shape[:1] + bottom_shape))]
+    # a copy, not ascontiguousarray: over a 1×1 map the broadcast is already contiguous, and the
+    # read-only view it is would reach an in-place ReLU below
+    return [np.broadcast_to(g / size, g.shape[:1] + bottom_shape).copy()]

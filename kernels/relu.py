@@ -64,8 +64,9 @@ def _output_for(top_diff, in_place):
     return top_diff if in_place else np.empty_like(top_diff)
 
 
-def _rule_backward(top_diff, slope, rule, in_place):
-    """Apply ``rule`` with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs."""
+def rule_backward(top_diff, slope, rule, in_place):
+    """Apply ``rule`` with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs: the
+    backward of any ReLU-like layer once its f'(x) is known (kernels/rectifiers.py uses it too)."""
     code = rule_code(rule)
     shape = top_diff.shape
     slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
@@ -103,7 +104,7 @@ def leaky_relu_forward(bottom_data, attrs):
 def leaky_relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     x = bottom_data[0]
     slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(leaky_alpha(attrs)))
-    return [_rule_backward(top_diff[0], slope, rule, in_place)]
+    return [rule_backward(top_diff[0], slope, rule, in_place)]
 
 
 # --- PRelu: y = x if x > 0 else slope·x, slope a (per-channel) tensor; f'(x) = 1 or slope -----------
@@ -116,7 +117,7 @@ def prelu_forward(bottom_data, attrs):
 def prelu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     x, slope = bottom_data[0], bottom_data[1].astype(bottom_data[0].dtype)
     local = np.where(x > 0, x.dtype.type(1), slope)
-    return [_rule_backward(top_diff[0], local, rule, in_place)] + [None] * (len(bottom_data) - 1)
+    return [rule_backward(top_diff[0], local, rule, in_place)] + [None] * (len(bottom_data) - 1)
 
 
 # --- Clip (ReLU6 when min=0, max=6): y = min(max(x, lo), hi);  f'(x) = [lo < x < hi] = [lo < y < hi] --
@@ -139,4 +140,4 @@ def clip_forward(bottom_data, attrs):
 def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
     lo, hi = clip_bounds(bottom_data, attrs)
     y = top_data[0]
-    return [_rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place)] + [None] * (len(bottom_data) - 1)
+    return [rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place)] + [None] * (len(bottom_data) - 1)

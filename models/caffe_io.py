@@ -16,6 +16,7 @@ Caffe fork's additions) are skipped with a warning that names the first one and 
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import warnings
@@ -80,6 +81,8 @@ def parse_prototxt(text: str, source: str = "<prototxt>", message: str = "NetPar
     try:
         text_format.Parse(text, result)
         return result
+    except RecursionError:
+        raise _too_deep(source) from None
     except text_format.ParseError as strict_error:
         problem = _parse_error_text(strict_error)
         where = f"{source}: line {strict_error.GetLine()}, column {strict_error.GetColumn()}"
@@ -92,12 +95,19 @@ def parse_prototxt(text: str, source: str = "<prototxt>", message: str = "NetPar
     result = caffe_proto.message_class(message)()
     try:
         text_format.Parse(text, result, allow_unknown_field=True)
+    except RecursionError:                     # the parser skips unknown blocks recursively
+        raise _too_deep(source) from None
     except text_format.ParseError as e:
         raise ModelError(f"{source}: line {e.GetLine()}, column {e.GetColumn()}: "
                          f"{_parse_error_text(e)}") from None
     warnings.warn(f"{where}: skipped field {unknown.group(2)!r} unknown to {unknown.group(1)} "
                   "(not in BVLC Caffe's schema; fields unknown here are ignored)", stacklevel=2)
     return result
+
+
+def _too_deep(source):
+    return ModelError(f"{source}: blocks nested deeper than the text-format parser follows "
+                      "(a net's blocks nest a few levels; this file nests thousands)")
 
 
 def read_prototxt(path, message: str = "NetParameter"):
@@ -174,11 +184,17 @@ def blob_to_array(blob, source: str = "blob") -> np.ndarray:
     """The values of a BlobProto as float32 in ``blob_shape(blob)``; ``double_data`` wins
     when present (as in Caffe). A count that disagrees with the shape raises ``ModelError``."""
     shape = blob_shape(blob)
+    if any(d < 0 for d in shape):
+        raise ModelError(f"{source}: has a negative dimension in its shape {shape} (corrupt file?)")
     values = blob.double_data if len(blob.double_data) else blob.data
-    array = np.array(values, dtype=np.float32)
-    if array.size != int(np.prod(shape, dtype=np.int64)):
+    with np.errstate(over="ignore"):              # a double beyond float32 becomes inf: refused below
+        array = np.array(values, dtype=np.float32)
+    if array.size != math.prod(shape):
         raise ModelError(f"{source}: holds {array.size} values but its shape {shape} needs "
-                         f"{int(np.prod(shape, dtype=np.int64))} (file truncated or corrupt?)")
+                         f"{math.prod(shape)} (file truncated or corrupt?)")
+    if not np.all(np.isfinite(array)):
+        raise ModelError(f"{source}: holds {int(np.count_nonzero(~np.isfinite(array)))} NaN or "
+                         f"infinite value(s) (damaged weights or mean?)")
     return array.reshape(shape)
 
 

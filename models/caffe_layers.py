@@ -16,11 +16,12 @@ import math
 import warnings
 
 import numpy as np
-from onnx import helper
+from onnx import TensorProto, helper
 
 from caffe_port.errors import ModelError
 
 from . import caffe_proto
+from .caffe_fillers import check_filler, constant_filler
 
 
 # --- Caffe's pooling geometry ----------------------------------------------------------------
@@ -45,13 +46,12 @@ def pooled_shape(size, kernel, pad, stride, ceil_mode=True) -> tuple:
 # --- fillers -----------------------------------------------------------------------------------
 
 def _filler(owner, field, default=0.0):
-    """The value Caffe's filler ``owner.field`` starts a blob at: the constant filler's value
-    (Caffe's default filler is constant 0), ``default`` when the layer picks its own default,
-    None for a random filler."""
+    """The ``FillerParameter`` a blob starts from: ``owner.field`` as the prototxt gives it, or
+    the layer's default when it gives none (Caffe's default filler is constant 0; Scale picks 1,
+    PReLU 0.25)."""
     if not owner.HasField(field):
-        return default
-    filler = getattr(owner, field)
-    return float(filler.value) if filler.type == "constant" else None
+        return constant_filler(default)
+    return getattr(owner, field)
 
 
 # --- what a converter is given ------------------------------------------------------------------
@@ -117,15 +117,23 @@ class LayerWriter:
         """Make ``tensor`` (Caffe blob ``blob`` of ``shape``) a net input."""
         self.net.inputs.append((blob, tensor, shape))
 
+    def declare_source(self, blob, tensor, shape, filler):
+        """Make ``tensor`` (Caffe blob ``blob`` of ``shape``) a data source: a net input that
+        the layer fills with ``filler`` (DummyData), not one the user feeds."""
+        self.net.sources.append((blob, tensor, shape, filler))
+
     def helper_name(self, what):
         """A fresh tensor name ``<layer>/<what>`` (``~k`` appended while the name is taken)."""
         return self.net.unique(f"{self.name}/{what}")
 
     def weights(self, specs) -> list:
-        """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)].
-        Returns the initializer names; the arrays are in ``self.arrays``."""
+        """Register the layer's Caffe param blobs ``<layer>#<i>``; specs: [(shape, filler)], a
+        filler a ``FillerParameter`` or the value of a constant one. Returns the initializer
+        names; the arrays are in ``self.arrays``."""
         shapes = [tuple(int(d) for d in shape) for shape, _ in specs]
-        self.arrays = self.net.weights.take(self, [(s, v) for s, (_, v) in zip(shapes, specs)])
+        fillers = [f if isinstance(f, caffe_proto.FillerParameter) else constant_filler(f)
+                   for _, f in specs]
+        self.arrays = self.net.weights.take(self, list(zip(shapes, fillers)))
         names = []
         for i, (shape, array) in enumerate(zip(shapes, self.arrays)):
             names.append(self.net.add_initializer(f"{self.name}#{i}", array))
@@ -200,6 +208,14 @@ def _spatial(layer, what, values, hw, default, n_spatial):
     return [int(v) for v in values] * (n_spatial if len(values) == 1 else 1)
 
 
+def _positive(layer, **settings):
+    """Caffe's CHECK_GT(…, 0) on kernel sizes, strides, dilations and output counts: a zero
+    would divide by zero in the output size or make an empty blob."""
+    for what, values in settings.items():
+        if any(v < 1 for v in values):
+            layer.fail(f"{what} must be positive, got {values[0] if len(values) == 1 else values}")
+
+
 def _optional(message, field):
     return getattr(message, field) if message.HasField(field) else None
 
@@ -222,6 +238,7 @@ def _convolution(layer):
     stride = _spatial(layer, "stride", p.stride,
                       (_optional(p, "stride_h"), _optional(p, "stride_w")), 1, n_spatial)
     dilation = _spatial(layer, "dilation", p.dilation, (None, None), 1, n_spatial)
+    _positive(layer, kernel=kernel, stride=stride, dilation=dilation, num_output=[p.num_output])
     channels, group = shape[1], p.group
     if group < 1 or channels % group or p.num_output % group:
         layer.fail(f"group {group} must divide the {channels} input channels and "
@@ -305,6 +322,7 @@ def _pooling(layer):
         layer.node("GlobalMaxPool" if method == "MAX" else "GlobalAveragePool", [layer.bottoms[0]])
         return [(shape[0], shape[1], 1, 1)]
     kernel, pad, stride = _pool_geometry(layer, p)
+    _positive(layer, kernel=kernel, stride=stride)
     if any(q >= k for q, k in zip(pad, kernel)):
         layer.fail(f"pad {pad} must be smaller than kernel {kernel}")
     size = list(shape[2:])
@@ -367,8 +385,9 @@ def _inner_product(layer):
     p = layer.param.inner_product_param
     shape = layer.shapes[0]
     axis = layer.axis(p.axis, len(shape))
-    k = int(np.prod(shape[axis:]))
+    k = math.prod(shape[axis:])
     n_out = int(p.num_output)
+    _positive(layer, num_output=[n_out])
     specs = [((k, n_out) if p.transpose else (n_out, k), _filler(p, "weight_filler"))]
     if p.bias_term:
         specs.append(((n_out,), _filler(p, "bias_filler")))
@@ -597,7 +616,14 @@ def _batch_preserving_shape(layer, out_shape, keeps_axis0):
         target[0] = 0
     elif target:
         layer.fix_batch("reshapes axis 0")
-    return np.array(target, np.int64)
+    return _shape_tensor(layer, target)
+
+
+def _shape_tensor(layer, dims):
+    """A shape as ONNX's int64 tensor; a dimension past int64 is a blob no machine holds."""
+    if any(abs(d) >= 2**63 for d in dims):
+        layer.fail(f"its top would have shape {tuple(dims)}, past what int64 counts")
+    return np.array(dims, np.int64)
 
 
 def _flatten(layer):
@@ -609,7 +635,7 @@ def _flatten(layer):
     start, end = layer.axis(p.axis, len(shape)), layer.axis(p.end_axis, len(shape))
     if end < start:
         layer.fail(f"end_axis {p.end_axis} comes before axis {p.axis}")
-    out = (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
+    out = (*shape[:start], math.prod(shape[start:end + 1]), *shape[end + 1:])
     if start == 1 and end == len(shape) - 1:
         layer.node("Flatten", [layer.bottoms[0]], axis=1)
     else:
@@ -646,21 +672,23 @@ def _reshape(layer):
         else:
             layer.fail(f"dim {d} is invalid")
     out = shape[:start] + new + shape[end:]
-    total = int(np.prod(shape))
+    total = math.prod(shape)
     if -1 in out:
-        known = int(np.prod([d for d in out if d != -1]))
+        known = math.prod([d for d in out if d != -1])
         if known == 0 or total % known:
             layer.fail(f"cannot reshape {tuple(shape)} to {dims}")
         out[out.index(-1)] = total // known
-    if int(np.prod(out)) != total:
+    if math.prod(out) != total:
         layer.fail(f"cannot reshape {tuple(shape)} ({total} values) to {tuple(out)}")
     # Axis 0 survives a batch change when it is copied, or inferred while the other axes hold
     # exactly the bottom's non-batch values.
     copies_axis0 = start > 0 or not dims or dims[0] == 0
     infers_axis0 = (start == 0 and dims and dims[0] == -1
-                    and int(np.prod(out[1:])) == int(np.prod(shape[1:])))
-    target = np.array(out, np.int64)
-    if copies_axis0:
+                    and math.prod(out[1:]) == math.prod(shape[1:]))
+    target = _shape_tensor(layer, out)
+    if not out:
+        layer.fix_batch("reshape to a blob without axes")
+    elif copies_axis0:
         target[0] = 0
     elif infers_axis0:
         target[0] = -1
@@ -743,6 +771,256 @@ def _power(layer):
     return [layer.shapes[0]]
 
 
+# --- data, test and loss layers ----------------------------------------------------------------
+
+def _dummy_data(layer):
+    """DummyData: each top a blob of the given shape (``shape`` once or once per top, or the
+    legacy num/channels/height/width), filled by its data_filler (none: constant 0; one: for
+    every top; else one per top). Caffe fills every top at set-up and refills the tops of
+    non-constant fillers at each forward; here the tops are data sources (net inputs the
+    pycaffe shell fills by that rule; ``caffe.Net``'s inputs do not list them)."""
+    layer.count(bottoms=0, tops=(1, None))
+    p = layer.param.dummy_data_param
+    n = len(layer.tops)
+    if len(p.data_filler) not in (0, 1, n):
+        layer.fail(f"{len(p.data_filler)} data fillers for {n} tops (give 0, 1 or one per top)")
+    legacy = [list(getattr(p, name)) for name in ("num", "channels", "height", "width")]
+    if any(legacy):
+        if len(p.shape):
+            layer.fail("give shape or num/channels/height/width, not both")
+        if any(len(values) not in (1, n) for values in legacy):
+            layer.fail(f"num, channels, height and width each once, or once per top ({n})")
+        shapes = [tuple(int(values[min(i, len(values) - 1)]) for values in legacy)
+                  for i in range(n)]
+    else:
+        if len(p.shape) not in (1, n):
+            layer.fail(f"{len(p.shape)} shapes for {n} tops (give one, or one per top)")
+        shapes = [tuple(int(d) for d in p.shape[min(i, len(p.shape) - 1)].dim) for i in range(n)]
+    for i, (blob, tensor, shape) in enumerate(zip(layer.param.top, layer.tops, shapes)):
+        filler = p.data_filler[min(i, len(p.data_filler) - 1)] if len(p.data_filler) \
+            else constant_filler(0.0)
+        check_filler(filler, f"{layer.source}: layer {layer.name!r} (DummyData)")
+        layer.declare_source(blob, tensor, shape, filler)
+    return shapes
+
+
+def _silence(layer):
+    """Silence: takes its bottoms and writes nothing (their diffs stay zero); no node."""
+    layer.count(bottoms=(1, None), tops=0)
+    return []
+
+
+def _class_axis(layer, axis):
+    """(canonical class axis, outer count, inner count, a Reshape target of the label blob to
+    the scores' shape with the class axis 1) for a label blob of outer·inner values, as Caffe's
+    SoftmaxWithLoss and Accuracy check it. Axis 0 keeps the batch; later axes are copied (0)."""
+    shape = layer.shapes[0]
+    axis = layer.axis(axis, len(shape))
+    outer = int(np.prod(shape[:axis], dtype=np.int64))
+    inner = int(np.prod(shape[axis + 1:], dtype=np.int64))
+    labels = int(np.prod(layer.shapes[1], dtype=np.int64))
+    if outer * inner != labels:
+        layer.fail(f"{labels} labels for predictions of shape {shape} (class axis {axis}): the "
+                   f"label count must be {outer * inner} (outer × inner), with integer values in "
+                   f"0..{shape[axis] - 1}")
+    target = list(shape)
+    target[axis] = 1
+    if axis > 0:
+        target[0] = 0
+    else:
+        layer.fix_batch(f"{layer.type} over axis 0")
+    return axis, outer, inner, np.array(target, np.int64)
+
+
+def _label_hits(layer, axis, target, ignore):
+    """The labels as Caffe reads them (static_cast<int>: ONNX Cast to int64 truncates the same
+    way) and the one-hot float mask over the class axis (zero at an ignored label). The labels
+    cross no float operation, so no diff reaches them (Caffe refuses to back-propagate to
+    labels). Returns (one-hot, labels as int64 in the scores' layout, valid mask or None)."""
+    shape = layer.shapes[0]
+    labels = layer.node("Cast", [layer.bottoms[1]], what="label", to=TensorProto.INT64)
+    labels = layer.node("Reshape", [labels, layer.const("label_shape", target)],
+                        what="label_layout")
+    classes = np.arange(shape[axis], dtype=np.int64).reshape(
+        [shape[axis] if k == axis else 1 for k in range(len(shape))])
+    hits = layer.node("Equal", [labels, layer.const("classes", classes)], what="hits")
+    valid = None
+    if ignore is not None:
+        ignored = layer.node("Equal", [labels, layer.const("ignore_label",
+                                                           np.array(ignore, np.int64))],
+                             what="ignored")
+        valid = layer.node("Not", [ignored], what="valid")
+        hits = layer.node("And", [hits, valid], what="kept_hits")
+    onehot = layer.node("Cast", [hits], what="onehot", to=TensorProto.FLOAT)
+    return onehot, labels, valid
+
+
+def _normalization(layer, default):
+    """Caffe's LossParameter rule: ``normalization`` when given, else ``normalize`` (true:
+    VALID, false: BATCH_SIZE) when given, else the layer's default."""
+    p = layer.param.loss_param
+    if p.HasField("normalization"):
+        return caffe_proto.LossParameter.NormalizationMode.Name(p.normalization)
+    if p.HasField("normalize"):
+        return "VALID" if p.normalize else "BATCH_SIZE"
+    return default
+
+
+def _normalizer(layer, mode, count_of, valid, inner):
+    """Caffe's get_normalizer as nodes: FULL the label count, VALID the labels not ignored,
+    BATCH_SIZE the outer count (label count / inner), NONE 1; then max(1, ·). ``count_of`` is
+    the tensor whose size is the label count. Returns the divisor's name, or None for 1."""
+    if mode == "NONE":
+        return None
+    if mode == "VALID" and valid is not None:
+        as_float = layer.node("Cast", [valid], what="valid_float", to=TensorProto.FLOAT)
+        count = layer.node("ReduceSum", [as_float], what="valid_count", keepdims=0)
+    else:
+        size = layer.node("Size", [count_of], what="label_count")
+        count = layer.node("Cast", [size], what="label_count_float", to=TensorProto.FLOAT)
+        if mode == "BATCH_SIZE" and inner != 1:
+            count = layer.node("Div", [count, layer.const("inner", np.array(inner, np.float32))],
+                               what="outer_count")
+    return layer.node("Max", [count, layer.const("one", np.array(1.0, np.float32))],
+                      what="normalizer")
+
+
+def _negated_mean(layer, total, normalizer):
+    """The main node: loss = −total / normalizer (−total where there is none)."""
+    negated = layer.const("minus_one", np.array(-1.0, np.float32))
+    if normalizer is None:
+        return layer.node("Mul", [total, negated], outputs=[layer.tops[0]])
+    total = layer.node("Mul", [total, negated], what="negated")
+    return layer.node("Div", [total, normalizer], outputs=[layer.tops[0]])
+
+
+def _loss_layer(layer):
+    """What every Caffe loss layer checks: two bottoms of the same first dimension."""
+    layer.count(bottoms=2, tops=(1, 2) if layer.type == "SoftmaxWithLoss" else 1)
+    if not layer.shapes[0] or not layer.shapes[1] or layer.shapes[0][0] != layer.shapes[1][0]:
+        layer.fail(f"the data and label should have the same first dimension, got "
+                   f"{layer.shapes[0]} and {layer.shapes[1]}")
+
+
+def _softmax_with_loss(layer):
+    """SoftmaxWithLoss: loss = −Σ log p[label] / normalizer over the outer × inner positions
+    whose label is not ``ignore_label``, p the softmax over ``softmax_param.axis``; normalizer
+    by ``loss_param`` (default VALID: the labels counted), at least 1. Written as LogSoftmax,
+    the labels' one-hot mask, Mul and ReduceSum; its backward (through those kernels) is
+    Caffe's: ∂loss/∂x = (p − onehot) / normalizer, times the top's diff (the loss weight), and
+    zero at ignored positions. The optional second top is the softmax."""
+    _loss_layer(layer)
+    p = layer.param
+    axis, _, inner, target = _class_axis(layer, p.softmax_param.axis)
+    ignore = p.loss_param.ignore_label if p.loss_param.HasField("ignore_label") else None
+    log_prob = layer.node("LogSoftmax", [layer.bottoms[0]], what="log_prob", axis=axis)
+    onehot, _, valid = _label_hits(layer, axis, target, ignore)
+    picked = layer.node("Mul", [log_prob, onehot], what="picked")
+    total = layer.node("ReduceSum", [picked], what="total", keepdims=0)
+    _negated_mean(layer, total, _normalizer(layer, _normalization(layer, "VALID"),
+                                            layer.bottoms[1], valid, inner))
+    shapes = [()]
+    if len(layer.tops) == 2:
+        layer.node("Softmax", [layer.bottoms[0]], what="prob", outputs=[layer.tops[1]], axis=axis)
+        shapes.append(layer.shapes[0])
+    return shapes
+
+
+def _as_shape_of(layer, i, what):
+    """Bottom i in bottom 0's shape (Caffe's losses compare blobs of equal count elementwise)."""
+    shape, other = layer.shapes[0], layer.shapes[i]
+    if tuple(other) == tuple(shape):
+        return layer.bottoms[i]
+    target = np.array([0] + list(shape[1:]), np.int64)
+    return layer.node("Reshape", [layer.bottoms[i], layer.const(f"{what}_shape", target)],
+                      what=f"{what}_layout")
+
+
+def _euclidean_loss(layer):
+    """EuclideanLoss: loss = Σ (a − b)² / 2N over equal counts per item (N = a's first axis).
+    Its backward gives ±(a − b) / N times the top's diff to a and to b, as Caffe's."""
+    _loss_layer(layer)
+    count = [int(np.prod(s[1:], dtype=np.int64)) for s in layer.shapes]
+    if count[0] != count[1]:
+        layer.fail(f"inputs must have the same dimension, got {layer.shapes[0]} and "
+                   f"{layer.shapes[1]}")
+    b = _as_shape_of(layer, 1, "target")
+    difference = layer.node("Sub", [layer.bottoms[0], b], what="difference")
+    squared = layer.node("Mul", [difference, difference], what="squared")
+    total = layer.node("ReduceSum", [squared], what="total", keepdims=0)
+    shape = layer.node("Shape", [layer.bottoms[0]], what="shape")
+    num = layer.node("Gather", [shape, layer.const("batch_axis", np.array(0, np.int64))],
+                     what="num")
+    num = layer.node("Cast", [num], what="num_float", to=TensorProto.FLOAT)
+    twice = layer.node("Mul", [num, layer.const("two", np.array(2.0, np.float32))],
+                       what="twice_num")
+    layer.node("Div", [total, twice])
+    return [()]
+
+
+def _sigmoid_cross_entropy_loss(layer):
+    """SigmoidCrossEntropyLoss: loss = −Σ [t·log σ(x) + (1 − t)·log(1 − σ(x))] / normalizer
+    over the targets not ``ignore_label`` (default normalization BATCH_SIZE, as Caffe's). The
+    two logs are a LogSoftmax over the pair (0, x), stable at any x; the backward is Caffe's
+    (σ(x) − t) / normalizer. Unlike Caffe, which refuses it, the target bottom takes a diff too."""
+    _loss_layer(layer)
+    if int(np.prod(layer.shapes[0])) != int(np.prod(layer.shapes[1])):
+        layer.fail(f"inputs must have the same count, got {layer.shapes[0]} and {layer.shapes[1]}")
+    p = layer.param
+    x, t = layer.bottoms[0], _as_shape_of(layer, 1, "target")
+    last = layer.const("last_axis", np.array([-1], np.int64))
+    x_pair = layer.node("Unsqueeze", [x, last], what="x_pair")
+    zero = layer.node("Mul", [x_pair, layer.const("zero", np.array(0.0, np.float32))], what="zero")
+    pair = layer.node("Concat", [zero, x_pair], what="pair", axis=-1)
+    logs = layer.node("LogSoftmax", [pair], what="logs", axis=-1)
+    log_not, log_yes = layer.helper_name("log_one_minus_sigmoid"), layer.helper_name("log_sigmoid")
+    layer.node("Split", [logs, layer.const("halves", np.array([1, 1], np.int64))], what="split",
+               outputs=[log_not, log_yes], axis=-1)
+    t_pair = layer.node("Unsqueeze", [t, last], what="t_pair")
+    gap = layer.node("Sub", [log_yes, log_not], what="gap")
+    weighted = layer.node("Mul", [t_pair, gap], what="weighted")
+    term = layer.node("Add", [log_not, weighted], what="term")
+    valid = None
+    if p.loss_param.HasField("ignore_label"):
+        targets = layer.node("Cast", [t_pair], what="target_int", to=TensorProto.INT64)
+        ignored = layer.node("Equal", [targets, layer.const(
+            "ignore_label", np.array(p.loss_param.ignore_label, np.int64))], what="ignored")
+        valid = layer.node("Not", [ignored], what="valid")
+        mask = layer.node("Cast", [valid], what="valid_mask", to=TensorProto.FLOAT)
+        term = layer.node("Mul", [term, mask], what="kept")
+    total = layer.node("ReduceSum", [term], what="total", keepdims=0)
+    inner = int(np.prod(layer.shapes[0][1:], dtype=np.int64))
+    _negated_mean(layer, total, _normalizer(layer, _normalization(layer, "BATCH_SIZE"), x,
+                                            valid, inner))
+    return [()]
+
+
+def _accuracy(layer):
+    """Accuracy: the fraction of the outer × inner positions (label not ``ignore_label``) whose
+    label's score is among the ``top_k`` largest over ``axis``: with Caffe's count of the classes
+    scoring ≥ the label's (the label itself included), a hit when that count ≤ top_k. Ties count
+    against, as in Caffe. No diff flows back (its top feeds no loss)."""
+    layer.count(bottoms=2, tops=1)
+    p = layer.param.accuracy_param
+    axis, _, _, target = _class_axis(layer, p.axis)
+    ignore = p.ignore_label if p.HasField("ignore_label") else None
+    onehot, _, valid = _label_hits(layer, axis, target, ignore)
+    picked = layer.node("Mul", [layer.bottoms[0], onehot], what="picked")
+    axes = layer.const("class_axis", np.array([axis], np.int64))
+    label_score = layer.node("ReduceSum", [picked, axes], what="label_score", keepdims=1)
+    at_least = layer.node("GreaterOrEqual", [layer.bottoms[0], label_score], what="at_least")
+    as_float = layer.node("Cast", [at_least], what="at_least_float", to=TensorProto.FLOAT)
+    rank = layer.node("ReduceSum", [as_float, axes], what="rank", keepdims=1)
+    hit = layer.node("Less", [rank, layer.const("top_k", np.array(p.top_k + 0.5, np.float32))],
+                     what="hit")
+    if valid is not None:
+        hit = layer.node("And", [hit, valid], what="kept_hit")
+    hits = layer.node("Cast", [hit], what="hit_float", to=TensorProto.FLOAT)
+    total = layer.node("ReduceSum", [hits], what="hits", keepdims=0)
+    layer.node("Div", [total, _normalizer(layer, "VALID", layer.bottoms[1], valid, 1)])
+    return [()]
+
+
 LAYER_CONVERTERS = {
     "Input": _input,
     "Convolution": _convolution,
@@ -765,4 +1043,10 @@ LAYER_CONVERTERS = {
     "Sigmoid": _sigmoid,
     "TanH": _tanh,
     "Power": _power,
+    "DummyData": _dummy_data,
+    "Silence": _silence,
+    "Accuracy": _accuracy,
+    "SoftmaxWithLoss": _softmax_with_loss,
+    "EuclideanLoss": _euclidean_loss,
+    "SigmoidCrossEntropyLoss": _sigmoid_cross_entropy_loss,
 }

@@ -18,8 +18,9 @@ Names (what a pycaffe-shaped shell relies on):
   initializer ``<layer>#<i>/<what>`` (e.g. a per-channel scale reshaped to (C, 1, 1)).
 
 The metadata key ``caffe_port.caffe`` holds JSON: the net name, inputs and outputs (Caffe's
-``net.inputs``/``net.outputs``), the layers (type, bottoms, tops, params, param shapes, nodes,
-derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
+``net.inputs``/``net.outputs``), the data sources (DummyData tops: graph inputs the pycaffe
+shell fills, with their filler), the layers (type, bottoms, tops, loss weight per top, params,
+param shapes, nodes, derived initializers, lr_mult, propagate_down), the blobs (``data``: tensor of the final value,
 ``diff``: tensor whose diff Caffe shows after backward — the first version of an in-place chain,
 since in-place backward overwrites the diff down the chain — and the declared shape),
 force_backward, debug_info, phase and batch handling.
@@ -38,9 +39,11 @@ import onnx
 from onnx import helper, numpy_helper
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits, nbytes
 from caffe_port.onnx_util import make_model
 
 from . import caffe_io, caffe_proto
+from .caffe_fillers import fill
 from .caffe_layers import LAYER_CONVERTERS, LayerWriter
 
 OPSET = 13
@@ -48,13 +51,13 @@ METADATA_KEY = "caffe_port.caffe"
 BATCH_DIM = "N"
 
 TRAINING_ONLY = {"Data", "ImageData", "HDF5Data", "HDF5Output", "MemoryData", "WindowData",
-                 "DummyData", "AnnotatedData", "VideoData", "Accuracy", "Silence", "Python"}
+                 "AnnotatedData", "VideoData", "Python"}
 
 
 # --- entry points ----------------------------------------------------------------------------
 
 def caffe_to_onnx(prototxt, caffemodel=None, *, phase="TEST", level=0, stages=(),
-                  fill_missing=False) -> onnx.ModelProto:
+                  fill_missing=False, rng=None) -> onnx.ModelProto:
     """Convert a Caffe net to ONNX.
 
     prototxt:     path of the net's ``.prototxt`` (or a ``caffe.NetParameter``).
@@ -66,15 +69,18 @@ def caffe_to_onnx(prototxt, caffemodel=None, *, phase="TEST", level=0, stages=()
                   Caffe would not).
     fill_missing: False (default): a layer with parameters that the caffemodel lacks (or every
                   such layer, when no caffemodel is given) raises ``ModelError``. True: such layers
-                  start from Caffe's constant fillers (zeros for weights and biases, 1 for Scale,
-                  0.25 for PReLU; zeros where the prototxt names a random filler), with a warning.
+                  start from Caffe's fillers as the prototxt names them (``caffe_fillers``; by
+                  default constant 0 for weights and biases, 1 for Scale, 0.25 for PReLU), with a
+                  warning.
+    rng:          the numpy Generator random fillers draw from (default: a fresh, unseeded one,
+                  as Caffe seeds itself when no random seed is set).
 
     Returns an ONNX ModelProto (opset 13) whose metadata describes the Caffe net (module doc).
     Raises ``ModelError`` for unreadable files, layer types that cannot be converted (all of them
     named at once), inconsistent shapes and weights that do not fit.
     """
     net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
-    weights = ParamSource.from_caffemodel(caffemodel, fill_missing)
+    weights = ParamSource.from_caffemodel(caffemodel, fill_missing, rng)
     converter = NetConverter(net, source, _net_state(net, phase, level, stages), weights)
     converter.run()
     return converter.model()
@@ -89,6 +95,25 @@ def caffe_param_shapes(prototxt, *, phase="TEST", level=0, stages=()) -> dict:
     converter.run()
     return {layer["name"]: [tuple(s) for s in layer["param_shapes"]]
             for layer in converter.layers_meta if layer["param_shapes"]}
+
+
+def net_parameter(prototxt, *, phase="TEST", level=0, stages=()):
+    """The net as Caffe's Net::ToProto writes it, without blobs: its name and the layers
+    Net::Init kept — upgraded to V2, filtered by the phase/level/stage rules, each layer's
+    ``phase`` set to the net's and a loss layer's default loss weight written out."""
+    net, source = _load(prototxt, caffe_io.read_prototxt, "<prototxt>")
+    upgraded = caffe_io.upgrade_net(net, source)
+    state = _net_state(net, phase, level, stages)
+    result = caffe_proto.NetParameter()
+    result.name = upgraded.name
+    for layer in filter_layers(upgraded.layer, state, source):
+        entry = result.layer.add()
+        entry.CopyFrom(layer)
+        if not entry.HasField("phase"):
+            entry.phase = state.phase
+        if entry.type.endswith("Loss") and not len(entry.loss_weight):
+            entry.loss_weight.append(1.0)
+    return result
 
 
 def metadata(model: onnx.ModelProto) -> dict:
@@ -165,25 +190,25 @@ def filter_layers(layers, state, source="<net>") -> list:
 
 class ParamSource:
     """Where param blobs come from: a caffemodel (matched by layer name and checked like Caffe's
-    CopyTrainedLayersFrom), else Caffe's constant fillers when ``fill_missing``."""
+    CopyTrainedLayersFrom), else Caffe's fillers when ``fill_missing``."""
 
-    def __init__(self, stored, fill_missing, source=None, shapes_only=False):
+    def __init__(self, stored, fill_missing, source=None, shapes_only=False, rng=None):
         self.stored = stored            # {layer name: [BlobProto]} or None (no caffemodel)
         self.fill_missing = fill_missing
         self.source = source
         self.shapes_only = shapes_only
+        self.rng = rng if rng is not None else np.random.default_rng()
         self.filled = []                # layer names started from fillers
-        self.random_fillers = []        # of those, layers whose prototxt filler was random
 
     @classmethod
-    def from_caffemodel(cls, caffemodel, fill_missing):
+    def from_caffemodel(cls, caffemodel, fill_missing, rng=None):
         net, source = _load(caffemodel, caffe_io.read_caffemodel, "<caffemodel>")
         if net is None:
-            return cls(None, fill_missing)
-        return cls(caffe_io.caffemodel_layers(net), fill_missing, source)
+            return cls(None, fill_missing, rng=rng)
+        return cls(caffe_io.caffemodel_layers(net), fill_missing, source, rng=rng)
 
     def take(self, layer, specs) -> list:
-        """Arrays for a layer's params. specs: [(Caffe shape, filler value or None)]."""
+        """Arrays for a layer's params. specs: [(Caffe shape, FillerParameter)]."""
         blobs = None if self.stored is None else self.stored.get(layer.name)
         if blobs is None:
             if not self.fill_missing:
@@ -196,12 +221,16 @@ class ParamSource:
                     where = f"{self.source} has no layer named {layer.name!r}"
                 raise ModelError(f"layer {layer.name!r} ({layer.type}) needs weights but {where} "
                                  "(pass fill_missing=True to start it from Caffe's fillers)")
-            if not self.shapes_only:
-                self.filled.append(layer.name)
-                if any(value is None for _, value in specs):
-                    self.random_fillers.append(layer.name)
-            return [np.broadcast_to(np.float32(value or 0.0), shape) if self.shapes_only
-                    else np.full(shape, value or 0.0, dtype=np.float32) for shape, value in specs]
+            if self.shapes_only:
+                return [np.broadcast_to(np.float32(0.0), shape) for shape, _ in specs]
+            check_fits(sum(nbytes(shape) for shape, _ in specs),
+                       f"{layer.source}: layer {layer.name!r} ({layer.type}): filling its "
+                       f"weights of shape{'s' if len(specs) > 1 else ''} "
+                       f"{', '.join(str(tuple(shape)) for shape, _ in specs)}",
+                       "the prototxt's sizes are wrong, or too large for this machine")
+            self.filled.append(layer.name)
+            where = f"{layer.source}: layer {layer.name!r} ({layer.type})"
+            return [fill(filler, shape, self.rng, where) for shape, filler in specs]
         if len(blobs) != len(specs):
             raise ModelError(f"{self.source}: layer {layer.name!r} ({layer.type}) holds "
                              f"{len(blobs)} param blobs, the prototxt's layer needs {len(specs)} "
@@ -223,10 +252,7 @@ class ParamSource:
         where = "no caffemodel was given" if self.stored is None else f"not in {self.source}"
         message = (f"weights of {len(self.filled)} layer(s) ({', '.join(self.filled[:5])}"
                    f"{', …' if len(self.filled) > 5 else ''}) {where}: started from Caffe's "
-                   "constant fillers")
-        if self.random_fillers:
-            message += (f"; zeros where the prototxt asks for a random filler "
-                        f"({', '.join(self.random_fillers[:5])})")
+                   "fillers")
         warnings.warn(message, stacklevel=3)
 
 
@@ -246,6 +272,7 @@ class NetConverter:
         self.nodes, self.initializers = [], {}
         self.current, self.first, self.shapes = {}, {}, {}
         self.inputs = []                    # (caffe blob, tensor name, declared shape)
+        self.sources = []                   # (caffe blob, tensor, shape, filler): DummyData tops
         self.layers_meta = []
         self.batch_fixed_by = None
         self.layers = filter_layers(self.net_param.layer, state, source)
@@ -286,8 +313,12 @@ class NetConverter:
         for layer in self.layers:
             for i, blob in enumerate(layer.bottom):
                 if blob not in writers:
+                    hint = (f" (a {layer.type} layer's labels come from a data layer or an "
+                            f"input: declare input: {blob!r} with its shape)"
+                            if i == 1 and (layer.type.endswith("Loss") or layer.type == "Accuracy")
+                            else "")
                     raise ModelError(f"{self.source}: layer {layer.name!r}: unknown bottom blob "
-                                     f"{blob!r} (bottom {i}); no earlier layer produces it")
+                                     f"{blob!r} (bottom {i}); no earlier layer produces it{hint}")
             for i, blob in enumerate(layer.top):
                 in_place = i < len(layer.bottom) and layer.bottom[i] == blob
                 if blob in writers and not in_place:
@@ -342,6 +373,7 @@ class NetConverter:
                               "in phase TRAIN; converted as the TEST-phase identity", stacklevel=3)
             self.layers_meta.append({
                 "name": param.name, "type": param.type,
+                "loss_weight": self._loss_weights(param),
                 "bottoms": list(param.bottom), "tops": list(param.top),
                 "params": layer.params, "param_shapes": layer.param_shapes,
                 "nodes": layer.nodes, "derived": layer.derived,
@@ -351,6 +383,19 @@ class NetConverter:
             })
         self.outputs = sorted(set(available))   # Caffe keeps available blobs in a std::set
         self.weights.warn()
+
+    def _loss_weights(self, param):
+        """Caffe's loss weight of each top: as given (once per top), else 1 for a loss layer's
+        first top (LossLayer::LayerSetUp) and 0 elsewhere."""
+        weights = list(param.loss_weight)
+        if weights and len(weights) != len(param.top):
+            raise ModelError(f"{self.source}: layer {param.name!r}: loss_weight must be "
+                             f"unspecified or given once per top blob ({len(param.top)}), got "
+                             f"{len(weights)}")
+        if not weights:
+            weights = [1.0 if param.type.endswith("Loss") and i == 0 else 0.0
+                       for i in range(len(param.top))]
+        return [float(w) for w in weights]
 
     def _batch(self):
         """The declared batch and whether it becomes the symbolic "N"."""
@@ -372,9 +417,10 @@ class NetConverter:
 
         graph_inputs = [value_info(tensor, shape, symbolic and shape and shape[0] == declared)
                         for _, tensor, shape in self.inputs]
+        graph_inputs += [value_info(tensor, shape, False) for _, tensor, shape, _ in self.sources]
         graph_outputs = [value_info(self.current[b], self.shapes[b], symbolic)
                          for b in self.outputs]
-        initializers = [numpy_helper.from_array(np.ascontiguousarray(array), name)
+        initializers = [numpy_helper.from_array(np.asarray(array, order="C"), name)
                         for name, array in self.initializers.items()]
         graph = helper.make_graph(self.nodes, self.net_param.name or "caffe_net", graph_inputs,
                                   graph_outputs, initializer=initializers)
@@ -387,6 +433,9 @@ class NetConverter:
             "inputs": [blob for blob, _, _ in self.inputs],
             "input_tensors": [tensor for _, tensor, _ in self.inputs],
             "outputs": self.outputs,
+            "sources": [{"blob": blob, "tensor": tensor, "shape": list(shape),
+                         "filler": caffe_io.prototxt_text(filler)}
+                        for blob, tensor, shape, filler in self.sources],
             "layers": self.layers_meta,
             "blobs": {blob: {"data": self.current[blob], "diff": self.first[blob],
                              "shape": list(self.shapes[blob])} for blob in self.blob_order},

@@ -12,7 +12,9 @@ Two layouts are read:
   point at storages by persistent id), a pickle of the storage keys, then per key, in that
   order, an int64 element count followed by the storage's raw bytes;
 * zip (torch >= 1.6): ``<archive>/data.pkl`` plus one raw file ``<archive>/data/<key>`` per
-  storage, and ``<archive>/byteorder`` in newer files.
+  storage, and ``<archive>/byteorder`` in newer files. Members are read, never extracted; still,
+  an archive naming one outside itself (absolute, a drive, a ``..``) is refused: torch writes
+  none, so such a file was made to mislead some other tool.
 
 A tensor is rebuilt from its storage as Caffe-free strided indexing:
 ``tensor[i_0, …, i_{d-1}] = storage[offset + Σ_k i_k · stride_k]`` (offset and strides in
@@ -24,6 +26,7 @@ import collections
 import io
 import os
 import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from caffe_port.errors import ModelError
+from caffe_port.memory import check_fits
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL_VERSION = 1001
@@ -223,23 +227,43 @@ def _read_legacy(stream, path):
     return _materialise(obj, arrays_by_root, path)
 
 
+def _outside_archive(name: str) -> bool:
+    """A member name that, extracted, would land outside the archive's folder: absolute, with a
+    drive, or with a '..' component (either slash). torch never writes one."""
+    parts = re.split(r"[/\\]", name)
+    return name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]
+
+
 def _read_zip(archive: zipfile.ZipFile, path):
     names = archive.namelist()
+    escaping = [n for n in names if _outside_archive(n)]
+    if escaping:
+        raise ModelError(f"{path}: zip member {escaping[0]!r} names a path outside the archive "
+                         "(path traversal); refused")
     pickles = [n for n in names if n.endswith("data.pkl") and n.count("/") == 1]
     if len(pickles) != 1:
         raise ModelError(f"{path}: zip file is not a torch archive (no <archive>/data.pkl)")
     prefix = pickles[0][: -len("data.pkl")]
     if prefix + "byteorder" in names and archive.read(prefix + "byteorder").strip() != b"little":
         raise ModelError(f"{path}: only little-endian torch files are supported")
-    obj, storages = _load_pickle(io.BytesIO(archive.read(pickles[0])), path, False)
+    # a member's declared size bounds what is read: a compressed member (torch stores its
+    # members uncompressed) could otherwise inflate a small file into gigabytes
+    pickled = archive.getinfo(pickles[0])
+    check_fits(pickled.file_size, f"{path}: unpacking its {pickled.filename!r}")
+    obj, storages = _load_pickle(io.BytesIO(archive.read(pickled)), path, False)
     arrays_by_root = {}
     for key, ref in storages.items():
         member = f"{prefix}data/{key}"
         try:
-            raw = archive.read(member)
+            info = archive.getinfo(member)
         except KeyError:
             raise ModelError(f"{path}: corrupt: storage file {member!r} is missing") from None
         nbytes = ref.numel * ref.storage_type.dtype.itemsize
+        if info.file_size < nbytes:
+            raise ModelError(f"{path}: truncated: storage {member!r} has {info.file_size} of "
+                             f"{nbytes} bytes")
+        with archive.open(info) as stored:
+            raw = stored.read(nbytes)           # what the tensors use, however large the member
         if len(raw) < nbytes:
             raise ModelError(f"{path}: truncated: storage {member!r} has {len(raw)} of {nbytes} bytes")
         arrays_by_root[key] = np.frombuffer(raw, ref.storage_type.dtype, count=ref.numel)
@@ -264,9 +288,12 @@ def load(path) -> object:
         raise
     except FileNotFoundError:
         raise ModelError(f"{path}: no such file") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+    except (IsADirectoryError, PermissionError) as exc:
+        raise ModelError(f"{path}: cannot read the torch file ({exc.strerror})") from None
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
             AttributeError, struct.error, zipfile.BadZipFile, UnicodeDecodeError,
-            OverflowError, MemoryError, RecursionError) as exc:
+            OverflowError, MemoryError, RecursionError,
+            NotImplementedError) as exc:   # zipfile: "zip file version 25.4", an unknown method
         # the pickle machine's own complaints about a damaged stream
         raise ModelError(f"{path}: truncated or corrupt torch file ({type(exc).__name__}: "
                          f"{str(exc)[:80]})") from None

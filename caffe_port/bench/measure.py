@@ -226,7 +226,8 @@ def measure_config(spec) -> dict:
             t0 = clock()
             net.forward(**feeds)
             t1 = clock()
-            passes.append(net.backward(**{score_blob: diffs[j]})[data_name])
+            # a copy: the data blob's diff memory is rewritten by the next backward
+            passes.append(net.backward(**{score_blob: diffs[j]})[data_name].copy())
             t2 = clock()
             forward.append(t1 - t0)
             backward.append(t2 - t1)

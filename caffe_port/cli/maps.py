@@ -13,8 +13,8 @@ import numpy as np
 
 from caffe_port import render
 from caffe_port.cli.method_table import GRID, METHODS, build_method
-from caffe_port.cli.options import (Loaded, as_class, check_top_k, class_options, model_options,
-                                    output_options, target)
+from caffe_port.cli.options import (Loaded, as_class, check_top_k, class_options, method_options,
+                                    model_options, output_options, target)
 from caffe_port.cli.outputs import Outputs, note, short_name, stem
 from caffe_port.errors import InputError
 from caffe_port.methods import ClassModel, Localizer, Saliency
@@ -187,11 +187,7 @@ def add_commands(sub):
                                    "|d score / d image|, the score being the pre-softmax fc8.")
     p.add_argument("image")
     p.add_argument("--method", default="saliency", choices=tuple(METHODS))
-    _layer_option(p)
-    p.add_argument("--samples", type=int, default=50, help="SmoothGrad: noisy copies (default 50)")
-    p.add_argument("--noise", type=float, default=0.15, help="SmoothGrad: sigma as a fraction of the range")
-    p.add_argument("--steps", type=int, default=50, help="Integrated Gradients: steps (default 50)")
-    p.add_argument("--seed", type=int, default=0)
+    method_options(p)
     model_options(p)
     class_options(p)
     output_options(p)

@@ -29,10 +29,12 @@ def cmd_info(args):
     blobs = {b: list(net.blobs[b].shape) for b in net.blobs}
     params = {layer: [list(p.shape) for p in blobs_] for layer, blobs_ in net.params.items()}
     if args.json:
-        print(json.dumps({"inputs": net.inputs, "outputs": net.outputs, "layers": layers,
-                          "blobs": blobs, "params": params}))
+        print(json.dumps({"inputs": net.inputs, "outputs": net.outputs, "score_blob": net.score_blob,
+                          "input_layout": net.input_layout, "layers": layers, "blobs": blobs,
+                          "params": params}))
         return 0
-    print(f"{loaded.model_name}: {len(layers)} layers, inputs {net.inputs}, outputs {net.outputs}")
+    print(f"{loaded.model_name}: {len(layers)} layers, inputs {net.inputs} ({net.input_layout}), "
+          f"outputs {net.outputs}, pre-softmax scores {net.score_blob!r}")
     print("\nlayers (name, type: bottoms -> tops)")
     for layer in layers:
         print(f"  {layer['name']:<28} {layer['type']:<20} {', '.join(layer['bottoms']) or '-'} -> "

@@ -29,8 +29,8 @@ import numpy as np
 
 from caffe_port import imagenet
 from caffe_port.errors import InputError, ShapeError
+from caffe_port.layout import input_layout
 
-SOFTMAX_OPS = ("Softmax", "LogSoftmax")
 DEFAULT_BATCH = 16
 REDUCTIONS = ("max", "abs", "l2", "sum", "signed")
 
@@ -45,9 +45,7 @@ def find_score_blob(net, score_blob=None) -> str:
         net.blobs[score_blob]                       # BlobError, with a suggestion, if unknown
         name = score_blob
     else:
-        name = next((graph.producer[o].inputs[0] for o in graph.outputs
-                     if o in graph.producer and graph.producer[o].op_type in SOFTMAX_OPS),
-                    graph.outputs[0])
+        name = graph.score_blob()
     if name not in graph.differentiable:
         raise InputError(f"score blob {name!r} does not depend on the image input (or is not a "
                          f"float tensor); name the class scores with score_blob=")
@@ -184,7 +182,8 @@ def reduce_channels(grad, reduction):
 
 
 def as_batch(data) -> np.ndarray:
-    """Image data as a contiguous float32 (N, C, H, W) batch (one (C, H, W) image becomes N = 1)."""
+    """Image data as a contiguous float32 (N, C, H, W) batch (one (C, H, W) image becomes N = 1),
+    channels first whatever the net's own input layout (``Method.layout`` converts)."""
     data = np.asarray(data, dtype=np.float32)
     if data.ndim == 3:
         data = data[None]
@@ -242,6 +241,15 @@ class Attribution(ABC):
 
 # --- the Net client ----------------------------------------------------------------------------
 
+class HeldForward:
+    """Which forward the net's blobs hold: ``key`` = (array, start, stop) of the chunk a method
+    forwarded within its current call, or None. Methods given one ``held=`` share it, so that one
+    forward of a batch serves them all: ``GradCAM(net, held=saliency.held)``."""
+
+    def __init__(self):
+        self.key = None
+
+
 class Method:
     """A Net, its image input and its score blob; forward/backward in chunks of the batch axis.
 
@@ -251,11 +259,17 @@ class Method:
     labels:     class names, for ``target="tabby cat"`` and captions (default: ImageNet's when the
                 net has 1000 classes)
     batch_size: images per forward/backward (a net whose batch size is fixed uses that one)
+    held:       a ``HeldForward`` shared with other methods on the same net (default: its own)
+    layout:     "NCHW" or "NHWC", the image input's (default: found from the graph, see
+                caffe_port.layout); the method's images and maps are (N, C, H, W) whatever it is,
+                converted where they enter and leave the net
     """
 
-    def __init__(self, net, *, score_blob=None, input_blob=None, labels=None, batch_size=DEFAULT_BATCH):
+    def __init__(self, net, *, score_blob=None, input_blob=None, labels=None, batch_size=DEFAULT_BATCH,
+                 held=None, layout=None):
         self.net = net
         self.input_blob = find_input_blob(net, input_blob)
+        self.layout = input_layout(net.graph, self.input_blob, layout)
         self.score_blob = find_score_blob(net, score_blob)
         self._labels = list(labels) if labels is not None else None
         fixed = net.graph.input_shape(self.input_blob, batch=None)[0]
@@ -263,9 +277,9 @@ class Method:
         self._fixed_batch = fixed is not None
         if self.batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}")
-        # (array, start, stop) whose forward the net's blobs hold, within one call only: a later
-        # call may follow the user's own net.forward()
-        self._held = None
+        # whose forward the net's blobs hold, within one call only: a later call may follow the
+        # user's own net.forward()
+        self.held = held if held is not None else HeldForward()
         self.classes_ = None
         self.scores_ = None
 
@@ -297,13 +311,14 @@ class Method:
         if self._fixed_batch and chunk.shape[0] < self.batch_size:
             pad = np.repeat(chunk[-1:], self.batch_size - chunk.shape[0], axis=0)
             chunk = np.concatenate([chunk, pad])
-        held = self._held
+        held = self.held.key
         if held is None or held[0] is not data or held[1:] != (start, stop):
-            out = self.net.forward(blobs=[self.score_blob], **{self.input_blob: chunk})
-            self._held = (data, start, stop)
+            out = self.net.forward(blobs=[self.score_blob], **{self.input_blob: self.layout.to_net(chunk)})
+            self.held.key = (data, start, stop)
         else:
             out = {self.score_blob: self.net.blobs[self.score_blob].data}
-        scores = np.asarray(out[self.score_blob])
+        # a copy: the blob's memory is rewritten by the next chunk's forward
+        scores = np.array(out[self.score_blob])
         if scores.ndim < 2 or int(np.prod(scores.shape[2:])) != 1:
             raise InputError(f"score blob {self.score_blob!r} has shape {scores.shape}, not "
                              f"(N, classes): name the class scores with score_blob=")
@@ -312,7 +327,7 @@ class Method:
     def scores(self, data) -> np.ndarray:
         """The (N, classes) pre-softmax scores of the images."""
         data = as_batch(data)
-        self._held = None
+        self.held.key = None
         return np.concatenate([self._forward(data, a, b) for a, b in self._chunks(len(data))])
 
     def targets(self, data, target=None, top_k=None) -> Targets:
@@ -323,7 +338,7 @@ class Method:
 
     def release(self):
         """Forget which forward the net holds (the next call runs its own forward)."""
-        self._held = None
+        self.held.key = None
 
     def _backward(self, classes, n, rule="backprop", diffs=()):
         """One backward for the chunk the net holds: one-hot diffs at the score blob for the (K, n)
@@ -334,6 +349,7 @@ class Method:
         onehot[np.arange(k)[:, None], np.arange(n)[None, :], classes] = 1
         onehot = onehot.reshape((k,) + tuple(shape))
         result = self.net.backward(diffs=list(diffs), rule=rule, **{self.score_blob: onehot})
+        result[self.input_blob] = self.layout.from_net(result[self.input_blob])
         return {name: d[:, :n] for name, d in result.items()}
 
     def input_gradients(self, data, classes, rule="backprop"):

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from caffe_port.errors import InputError
+from caffe_port.layout import axis_roles, to_channels_first
 from caffe_port.methods.base import Attribution, Method, as_batch
 
 # layers that pass a blob through unchanged in value (only its shape may change)
@@ -53,7 +54,7 @@ class CAMFamily(Method, Attribution):
         super().__init__(net, **kwargs)
         if layer is not None:
             net.blobs[layer]                    # BlobError if unknown
-            if layer not in ancestors(net.graph, self.score_blob):
+            if layer not in net.graph.ancestors(self.score_blob):
                 raise InputError(f"layer {layer!r} does not lie on the path to the score blob "
                                  f"{self.score_blob!r}")
         if upsample not in ("linear", "cubic", "nearest", None):
@@ -66,6 +67,16 @@ class CAMFamily(Method, Attribution):
         if self._layer is None:
             self._layer = self.default_layer()
         return self._layer
+
+    def roles(self, blob):
+        """The roles of a 4-D blob's axes ("NCHW", "NHWC", …: caffe_port.layout)."""
+        if not hasattr(self, "_roles"):
+            self._roles = axis_roles(self.net.graph, {self.input_blob: self.layout.layout})
+        return self._roles.get(blob, "NCHW")
+
+    def layer_channels_first(self, array, lead=0):
+        """The layer's data (or ``lead``-stacked diffs) as (…, N, C, h, w), whatever its layout."""
+        return to_channels_first(array, self.roles(self.layer), lead)
 
     @abstractmethod
     def default_layer(self) -> str:
@@ -83,10 +94,11 @@ class CAMFamily(Method, Attribution):
         out = None
         for a, b in self._chunks(len(data)):
             self._forward(data, a, b)
-            features = np.asarray(self.net.blobs[self.layer].data)[:b - a]
+            features = np.asarray(self.net.blobs[self.layer].data)
             if features.ndim != 4:
                 raise InputError(f"layer {self.layer!r} has shape {features.shape}; the CAM family "
-                                 f"needs (N, C, h, w) feature maps")
+                                 f"needs 4-D feature maps, (N, C, h, w) or (N, h, w, C)")
+            features = self.layer_channels_first(features)[:b - a]
             alpha = self.channel_weights(features, classes[:, a:b], b - a)
             cam = np.einsum("knc,nchw->knhw", alpha, features.astype(np.float32))
             if self.relu:
@@ -100,20 +112,6 @@ class CAMFamily(Method, Attribution):
 
 
 # --- finding GAP → linear ---------------------------------------------------------------------------
-
-def ancestors(graph, blob):
-    """Every blob the value of ``blob`` depends on (itself included)."""
-    seen, stack = set(), [blob]
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        node = graph.producer.get(name)
-        if node is not None:
-            stack.extend(i for i in node.inputs if i and i not in graph.constants)
-    return seen
-
 
 def _data_input(graph, node):
     """The one non-constant input of a node, or None."""
@@ -149,9 +147,19 @@ def _linear_weights(graph, node):
     return None
 
 
-def _is_global_average(net, node):
-    """GlobalAveragePool, ReduceMean over the two spatial axes, or an AveragePool whose window is
-    the whole (unpadded) input."""
+def _bias_input(graph, node):
+    """The non-constant operand of an Add of a constant vector (a bias), else None."""
+    if node is None or node.op_type != "Add" or len(node.inputs) != 2:
+        return None
+    constant = [i for i in node.inputs if i in graph.constants]
+    if len(constant) != 1 or graph.constants[constant[0]].ndim > 1:
+        return None
+    return next(i for i in node.inputs if i not in graph.constants)
+
+
+def _is_global_average(net, node, roles):
+    """GlobalAveragePool, ReduceMean over the two spatial axes (whatever the layout: ``roles``
+    names its input's axes), or an AveragePool whose window is the whole (unpadded) input."""
     graph = net.graph
     if node.op_type == "GlobalAveragePool":
         return True
@@ -159,7 +167,8 @@ def _is_global_average(net, node):
         axes = node.attrs.get("axes")
         if axes is None and len(node.inputs) > 1 and node.inputs[1] in graph.constants:
             axes = graph.constants[node.inputs[1]].tolist()
-        return axes is not None and sorted(a % 4 for a in axes) == [2, 3]
+        spatial = sorted(roles.index(a) for a in "HW")
+        return axes is not None and sorted(a % 4 for a in axes) == spatial
     if node.op_type == "AveragePool":
         shape = net.blobs[node.inputs[0]].shape
         kernel = tuple(node.attrs.get("kernel_shape", ()))
@@ -173,25 +182,33 @@ def _describe(node):
     return f"layer {node.name!r} ({node.op_type})" if node is not None else "no layer's output"
 
 
-def cam_structure(net, score_blob):
+def cam_structure(net, score_blob, input_layouts=None):
     """(feature blob, (classes, C) class weights) for a net whose scores are
-    GlobalAveragePool → [Flatten/Reshape] → one linear layer; InputError otherwise."""
+    GlobalAveragePool → [Flatten/Reshape] → one linear layer [→ Add bias]; InputError otherwise.
+
+    input_layouts: {input: "NCHW" | "NHWC"} (default: every input NCHW), from which the feature
+    blob's channel axis is found (caffe_port.layout)."""
     graph = net.graph
+    roles = axis_roles(graph, input_layouts or {name: "NCHW" for name in graph.inputs})
 
     def refuse(why):
         raise InputError(f"CAM needs GlobalAveragePool → [Flatten] → one linear layer before the "
                          f"score blob {score_blob!r}, but {why}; use GradCAM, which works on any net")
 
     _, linear = _skip_pass_through(graph, score_blob)
+    bias_input = _bias_input(graph, linear)
+    if bias_input is not None:             # Keras' Dense and Paddle's fc: MatMul, then Add the bias
+        _, linear = _skip_pass_through(graph, bias_input)
     weights = _linear_weights(graph, linear)
     if weights is None:
         refuse(f"it is produced by {_describe(linear)}, not a Gemm/MatMul/1×1 Conv with constant weights")
     pooled = _data_input(graph, linear)
     _, pool = _skip_pass_through(graph, pooled) if pooled else (None, None)
-    if pool is None or not _is_global_average(net, pool):
+    features = pool.inputs[0] if pool is not None else None
+    feature_roles = roles.get(features, "NCHW")
+    if pool is None or not _is_global_average(net, pool, feature_roles):
         refuse(f"layer {linear.name!r} reads {_describe(pool)}, not a global average pooling")
-    features = pool.inputs[0]
-    channels = net.blobs[features].shape[1]
+    channels = net.blobs[features].shape[feature_roles.index("C")]
     if weights.shape[1] != channels:
         refuse(f"layer {linear.name!r} has {weights.shape[1]} inputs for {channels} pooled channels")
     return features, weights
@@ -207,7 +224,8 @@ class CAM(CAMFamily):
 
     def __init__(self, net, *, upsample="linear", **kwargs):
         super().__init__(net, None, upsample=upsample, **kwargs)
-        self._layer, self.class_weights = cam_structure(net, self.score_blob)
+        self._layer, self.class_weights = cam_structure(net, self.score_blob,
+                                                        {self.input_blob: self.layout.layout})
 
     def default_layer(self):
         return self._layer

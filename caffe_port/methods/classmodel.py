@@ -60,7 +60,7 @@ class ClassModel(Method):
         self.preset = preset
 
     def _image_shape(self, shape):
-        declared = self.net.graph.input_shape(self.input_blob, batch=1)[1:]
+        declared = self.layout.image_shape(self.net.graph.input_shape(self.input_blob, batch=1))
         if shape is not None:
             shape = tuple(int(s) for s in shape)
             if len(shape) == 2:

@@ -14,18 +14,23 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.errors import InputError
+from caffe_port.layout import axis_roles
 from caffe_port.methods.base import as_batch, check_reduction, reduce_channels
-from caffe_port.methods.cam import CAMFamily, ancestors
+from caffe_port.methods.cam import CAMFamily
 
 
-def last_spatial_blob(net, score_blob):
-    """The last blob (in forward order) with a 4-D shape and h·w > 1 that the score depends on."""
+def last_spatial_blob(net, score_blob, input_layouts=None):
+    """The last blob (in forward order) with a 4-D shape and h·w > 1 that the score depends on,
+    h and w found whatever the blob's layout (``input_layouts``: {input: "NCHW" | "NHWC"},
+    default every input NCHW; see caffe_port.layout)."""
     graph = net.graph
+    roles = axis_roles(graph, input_layouts or {name: "NCHW" for name in graph.inputs})
     order = {name: k for k, name in enumerate(graph.blob_names())}
-    candidates = [b for b in ancestors(graph, score_blob) if b in graph.differentiable and b in order]
+    candidates = [b for b in graph.ancestors(score_blob) if b in graph.differentiable and b in order]
     for name in sorted(candidates, key=order.get, reverse=True):
         shape = net.blobs[name].shape
-        if len(shape) == 4 and shape[2] * shape[3] > 1:
+        axes = roles.get(name, "NCHW")
+        if len(shape) == 4 and shape[axes.index("H")] * shape[axes.index("W")] > 1:
             return name
     raise InputError(f"no blob with spatial extent larger than 1×1 leads to the score blob "
                      f"{score_blob!r}; name one with layer=")
@@ -36,10 +41,11 @@ class GradCAM(CAMFamily):
     relu = True
 
     def default_layer(self):
-        return last_spatial_blob(self.net, self.score_blob)
+        return last_spatial_blob(self.net, self.score_blob, {self.input_blob: self.layout.layout})
 
     def channel_weights(self, features, classes, n):
         grads = self._backward(classes, n, "backprop", diffs=[self.layer])[self.layer]
+        grads = self.layer_channels_first(grads, lead=1)
         return grads.mean(axis=(3, 4), dtype=np.float64).astype(np.float32)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from caffe_port.pycaffe import io
 from caffe_port.pycaffe._net import Net
-from caffe_port.pycaffe._proto import TEST
+from caffe_port.pycaffe.proto.caffe_pb2 import TEST
 
 
 class Classifier(Net):

@@ -9,8 +9,11 @@ per node and one blob per tensor.
 
 A Caffe blob is one buffer that in-place layers share, and the shell keeps that behaviour:
 
-* ``blob.data`` is the version the last forward wrote (``conv1`` after a full forward is the
-  ReLU output; after ``forward(end='conv1')`` it is the convolution's);
+* ``blob.data`` is one array for the blob's life (until a reshape): the engine's memory of the
+  blob's last version (``conv1``, the ReLU output after a full forward). A forward that stops
+  inside an in-place chain leaves the version it wrote there (after ``forward(end='conv1')`` the
+  convolution's), and a forward that starts inside one reads it from there, as Caffe's layers
+  read and write the one buffer;
 * ``blob.diff`` is a persistent array. Before ``backward(start=L)`` it is read as the top diff of
   the highest walked layer that writes the blob (unless a walked layer writes the blob's diff
   itself, which overwrites it, as in Caffe); after it holds the diff of the lowest version a
@@ -28,12 +31,14 @@ import numpy as np
 import onnx
 
 from caffe_port.blob import Blob, ParamBlob, fit_array, suggest
-from caffe_port.errors import BlobError, InputError, ShapeError
+from caffe_port.errors import BlobError, InputError, ModelError, ShapeError
 from caffe_port.models import caffe_io
-from caffe_port.models.caffe_net import caffe_to_onnx
+from caffe_port.models.caffe_fillers import fill, is_constant
+from caffe_port.models.caffe_layers import LAYER_CONVERTERS
+from caffe_port.models.caffe_net import caffe_to_onnx, net_parameter
 from caffe_port.net import Net as Engine
 from caffe_port.onnx_import import load_model
-from caffe_port.pycaffe.mode import engine_device, warn_once
+from caffe_port.pycaffe.mode import engine_device, random_generator, warn_once
 
 METADATA_KEY = "caffe_port.caffe"
 
@@ -115,10 +120,12 @@ class Net:
     """``caffe.Net``: a Caffe (or ONNX) network with pycaffe's interface.
 
     Net(prototxt, phase) / Net(prototxt, caffemodel, phase) / Net(prototxt, phase, weights=...)
-    / Net(model.onnx). ``phase`` is caffe.TEST (1) or caffe.TRAIN (0); both run the network
-    with inference semantics (TRAIN warns once). ``level`` and ``stages`` select layers by their
-    include/exclude rules, as in Caffe. ``device`` ("cpu", "cuda", "auto"), a caffe_port
-    addition, overrides the caffe.set_mode_* choice for this net.
+    / Net(model.onnx). ``phase`` (caffe.TEST = 1 or caffe.TRAIN = 0), ``level`` and ``stages``
+    select layers by their include/exclude rules, as in Caffe; Dropout and BatchNorm keep
+    their inference semantics in TRAIN (warned once). Params the caffemodel lacks start from
+    the prototxt's fillers, drawn from ``caffe.set_random_seed``'s generator. The net runs where
+    the global mode (caffe.set_mode_*) says at each pass; ``device`` ("cpu", "cuda", "auto"), a
+    caffe_port addition, pins it instead.
     """
 
     def __init__(self, network_file, *args, weights=None, phase=None, level=0, stages=None,
@@ -129,7 +136,10 @@ class Net:
         # a prototxt can be converted again when an input changes shape (see Blob.reshape)
         from_prototxt = isinstance(network_file, (str, os.PathLike)) and meta is not None \
             and not os.fspath(network_file).lower().endswith(".onnx")
-        self._source = (network_file, level, stages) if from_prototxt else None
+        # the prototxt as read now (Caffe keeps its NetParameter; the file may go away)
+        self._source = ((caffe_io.read_prototxt(network_file), _phase_value(phase), level, stages)
+                        if from_prototxt else None)
+        self._pinned_device = device
         self._engine = Engine(model, device=device or engine_device(), keep="all")
         del model
         if meta is not None:
@@ -142,7 +152,6 @@ class Net:
         self.inputs = inputs
         self.outputs = outputs
         self._input_tensor = {b: versions[b][0][0] for b in inputs}
-        self._current = {b: chain[-1][0] for b, chain in versions.items()}
         self._layer_index = {layer.name: k for k, layer in enumerate(layers)}
         self._diff_buffers = {}
         self._from_backward = set()     # blobs whose diff the last backward wrote
@@ -158,13 +167,20 @@ class Net:
         self.layer_dict = _Names(((layer.name, layer) for layer in layers), "layer")
         self.top_names = OrderedDict((layer.name, list(layer.tops)) for layer in layers)
         self.bottom_names = OrderedDict((layer.name, list(layer.bottoms)) for layer in layers)
-        self.blob_loss_weights = OrderedDict((b, 0.0) for b in versions)
+        self.blob_loss_weights = _loss_weights(meta, layers, versions)
+        self._sources = _sources(meta, versions)
         if meta is not None:
             # Caffe allocates the declared shapes (batch included)
             for blob in inputs:
                 shape = meta["blobs"][blob]["shape"]
                 if tuple(self.blobs[blob].shape) != tuple(shape):
                     self.blobs[blob].reshape(*shape)
+        # DummyData fills its tops at set-up; a loss top's diff is its loss weight
+        # (Layer::SetLossWeights), what backward() starts from
+        self._fill_sources(refill_only=False)
+        for blob, weight in self.blob_loss_weights.items():
+            if weight:
+                self._diff_buffer(blob)[...] = weight
 
     # -- pycaffe's read-only views --
 
@@ -215,9 +231,13 @@ class Net:
         if first > last:
             raise InputError(f"forward start {start!r} comes after end {end!r}")
         self._sync_params()
+        self._follow_mode()
+        self._fill_sources(refill_only=True, first=first, last=last)
         nodes = [i for layer in self._layers[first:last + 1] for i in layer.nodes]
         if nodes:
             graph_nodes = self._engine.graph.nodes
+            if min(nodes) > 0:
+                self._share_into_chains(first)
             self._engine.forward(start=graph_nodes[min(nodes)].name if min(nodes) > 0 else None,
                                  end=graph_nodes[max(nodes)].name, **feeds)
         else:
@@ -225,14 +245,43 @@ class Net:
                 self._engine.blobs[tensor].reshape(*value.shape)
                 self._engine.blobs[tensor].data[...] = value
         self._pending = None
-        for name in kwargs:
-            self._current[name] = self._input_tensor[name]
-        for blob, chain in self._versions.items():
-            written = [tensor for tensor, k in chain if first <= k <= last]
-            if written:
-                self._current[blob] = written[-1]
+        self._share_from_chains(first, last)
         names = list(self._layers[last].tops) if end is not None else list(self.outputs)
         return {name: self.blobs[name].data for name in names + blobs}
+
+    def _fill_sources(self, refill_only, first=0, last=None):
+        """DummyData's rule: every top filled at set-up; a top whose filler is not constant
+        refilled by each forward that runs its layer."""
+        last = len(self._layers) - 1 if last is None else last
+        generator = random_generator()
+        for blob, (tensor, filler, layer_index) in self._sources.items():
+            if refill_only and (is_constant(filler) or not first <= layer_index <= last):
+                continue
+            target = self._engine.blobs[tensor].data
+            where = f"layer {self._layers[layer_index].name!r} (DummyData)"
+            target[...] = fill(filler, target.shape, generator, where)
+
+    def _follow_mode(self):
+        """Caffe's mode is global: a net moves to the device caffe.set_mode_* last named."""
+        wanted = self._pinned_device or engine_device()
+        if self._pinned_device is None and wanted != self._engine.device:
+            self._engine.set_device(wanted)
+
+    def _share_into_chains(self, first):
+        """Before a forward from layer ``first``: the version of an in-place blob that layer
+        reads takes the blob's buffer (what the last forward or the user left in it)."""
+        for blob, chain in self._versions.items():
+            before = [tensor for tensor, k in chain if k < first]
+            if len(chain) > 1 and before and before[-1] != chain[-1][0]:
+                self._engine.blobs[before[-1]].data[...] = self._blob_data(blob)
+
+    def _share_from_chains(self, first, last):
+        """After a forward of layers ``first``..``last``: an in-place blob whose last writer did
+        not run holds the version that did, in its one buffer."""
+        for blob, chain in self._versions.items():
+            written = [tensor for tensor, k in chain if first <= k <= last]
+            if len(chain) > 1 and written and written[-1] != chain[-1][0]:
+                self._blob_data(blob)[...] = self._engine.blobs[written[-1]].data
 
     def forward_all(self, blobs=None, **kwargs):
         """Forward N inputs in batches of the net's batch size (the last batch padded with
@@ -270,6 +319,7 @@ class Net:
         if bottom > top:
             raise InputError(f"backward start {start!r} comes before end {end!r}")
         self._sync_params()
+        self._follow_mode()
         nodes = [i for layer in self._layers[bottom:top + 1] for i in layer.nodes]
         if nodes:
             self._walk(min(nodes), max(nodes), bottom, top, warn=start is None and not kwargs)
@@ -304,14 +354,39 @@ class Net:
                 top_diffs[tensor] = inject[tensor]
             elif graph.is_float(tensor) and np.any(engine.blobs[tensor].diff):
                 top_diffs[tensor] = np.zeros(engine.blobs[tensor].shape, np.float32)  # stale
-        engine.backward(start=graph.nodes[hi].name, end=graph.nodes[lo].name, **top_diffs)
+        above, untouched = self._split_layers(lo, hi, bottom)
+        engine.backward(start=graph.nodes[hi].name, end=graph.nodes[lo].name, also=above,
+                        **top_diffs)
         self._from_backward.clear()
         for blob, chain in self._versions.items():
             written = [tensor for tensor, _ in chain if tensor in consumed]
-            if written:
+            if written and written[0] not in untouched:
                 buffer = self._diff_buffer(blob)
                 buffer[...] = fit_array(engine.blobs[written[0]].diff, buffer.shape, blob)
                 self._from_backward.add(blob)
+
+    def _split_layers(self, lo, hi, bottom):
+        """Caffe's split layers, for a walk of engine nodes lo..hi (Caffe layers from
+        ``bottom``): a blob read by several layers gets, from the split after its writer, the
+        sum of every reader's diff — the readers above the walk give what they gave before, so
+        they are walked too (from the diffs their tops hold) — and when its writer is not
+        walked, the split is not either and the blob's diff stays as it was. Returns (names of
+        the engine nodes above the walk to walk as well, tensors whose diff is not the blob's)."""
+        graph = self._engine.graph
+        writer = {tensor: k for chain in self._versions.values() for tensor, k in chain}
+        above, untouched = set(), set()
+        for tensor in {i for node in graph.nodes[lo:hi + 1] for i in node.inputs if i}:
+            readers = graph.consumers.get(tensor, [])
+            if tensor in graph.constants or all(lo <= r.index <= hi for r in readers):
+                continue
+            producer = graph.producer.get(tensor)
+            written_here = (lo <= producer.index <= hi if producer is not None
+                            else writer.get(tensor, -1) >= bottom)
+            if written_here:
+                above.update(r.name for r in readers if r.index > hi)
+            else:
+                untouched.add(tensor)
+        return sorted(above), untouched
 
     def _warn_overwritten(self, blob, top):
         if "overwritten" in self._warned:
@@ -428,13 +503,13 @@ class Net:
         pending = self._pending_blob(blob)
         if pending is not None:
             return pending
-        return self._engine.blobs[self._current[blob]].data
+        return self._engine.blobs[self._versions[blob][-1][0]].data
 
     def _blob_shape(self, blob):
         pending = self._pending_blob(blob)
         if pending is not None:
             return pending.shape
-        return tuple(self._engine.blobs[self._current[blob]].shape)
+        return tuple(self._engine.blobs[self._versions[blob][-1][0]].shape)
 
     def _blob_diff(self, blob):
         return self._diff_buffer(blob)
@@ -517,12 +592,134 @@ class Net:
             self._derived_snapshots[name] = [p.copy() for p in params]
 
 
+    # -- net surgery that lasts: Caffe's files of params ------------------------------------------
+
+    def save(self, filename):
+        """Write the net's params as a binary caffemodel (Net::ToProto: NetParameter V2 with
+        the net's layers, each with its param blobs in Caffe's order and shapes). As pycaffe,
+        an existing file is overwritten."""
+        if self._source is None:
+            raise InputError("net.save writes Caffe's layers, and this net was made from an ONNX "
+                             "file: save the model with onnx.save instead")
+        prototxt, phase, level, stages = self._source
+        net_param = net_parameter(prototxt, phase=phase, level=level, stages=stages)
+        for entry in net_param.layer:
+            if entry.name in self._layer_index:
+                for blob in self._layers[self._layer_index[entry.name]].blobs:
+                    entry.blobs.append(caffe_io.array_to_blob(blob.data))
+        _writing(filename, caffe_io.write_caffemodel, net_param)
+
+    def copy_from(self, filename):
+        """Net::CopyTrainedLayersFrom: the params of each layer the file (a caffemodel, or HDF5
+        when the name ends in .h5) names, copied into this net's layer of that name; layers the
+        file lacks keep theirs, layers this net lacks are ignored."""
+        if os.fspath(filename).endswith(".h5"):
+            return self.load_hdf5(filename)
+        stored = caffe_io.caffemodel_layers(caffe_io.read_caffemodel(filename))
+        arrays = {}
+        for name, blobs in stored.items():
+            layer = self._trained_layer(name, len(blobs), filename)
+            for i, (blob, param) in enumerate(zip(blobs, layer.blobs if layer else [])):
+                if not caffe_io.legacy_shape_matches(param.shape, blob):
+                    raise ModelError(f"{filename}: cannot copy param {i} of layer {name!r}: "
+                                     f"shape mismatch, the file has {caffe_io.blob_shape(blob)}, "
+                                     f"the net needs {param.shape}")
+                arrays[param.name] = caffe_io.blob_to_array(blob, f"{filename}: {name}").reshape(
+                    param.shape)
+        self._write_params(arrays)
+
+    def share_with(self, other):
+        """Net::ShareTrainedLayersWith: each layer of ``other`` with the name of one of this
+        net's layers lends it its param arrays (the same memory: surgery on either net reaches
+        both)."""
+        if not isinstance(other, Net):
+            raise InputError(f"net.share_with takes another caffe.Net, not {type(other).__name__}")
+        shared = {}
+        for name, layer in other.layer_dict.items():
+            target = self._trained_layer(name, len(layer.blobs), "the other net")
+            for i, (source, param) in enumerate(zip(layer.blobs, target.blobs if target else [])):
+                if source.shape != param.shape:
+                    raise ModelError(f"cannot share param {i} weights from layer {name!r}: shape "
+                                     f"mismatch, the other net's is {source.shape}, this net's "
+                                     f"{param.shape}")
+                # handed out by the other net: its next forward notices writes through this one
+                shared[param.name] = other._param_data(source.name)
+        self._engine.set_params(shared, watch=True)
+        self._handed_out.update(shared)
+
+    def save_hdf5(self, filename):
+        """Net::ToHDF5: group ``data``, in it one group per layer with its params as datasets
+        "0", "1", … (a '/' in a layer name nests groups, as HDF5 reads it). Needs h5py."""
+        h5py = _h5py("save_hdf5")
+
+        def write(path):
+            with h5py.File(path, "w") as f:
+                data = f.create_group("data")
+                for layer in self._layers:
+                    group = data.require_group(layer.name)
+                    for i, blob in enumerate(layer.blobs):
+                        group.create_dataset(str(i), data=np.asarray(blob.data, np.float32))
+        _writing(filename, lambda _, path: write(path), None)
+
+    def load_hdf5(self, filename):
+        """Net::CopyTrainedLayersFromHDF5: the params of each layer group under ``data``,
+        copied into this net's layer of that name (others ignored), shapes as they are."""
+        h5py = _h5py("load_hdf5")
+        try:
+            f = h5py.File(os.fspath(filename), "r")
+        except OSError as e:
+            raise ModelError(f"cannot read HDF5 weights {os.fspath(filename)}: {e}") from None
+        with f:
+            if "data" not in f:
+                raise ModelError(f"{os.fspath(filename)}: no 'data' group (not a Caffe HDF5 "
+                                 "snapshot)")
+            groups = {}
+
+            def collect(name, item):     # a layer's group: nested where its name has a '/'
+                if isinstance(item, h5py.Group):
+                    groups[name] = item   # (returning nothing: visititems stops at a value)
+            f["data"].visititems(collect)
+            arrays = {}
+            for name, group in groups.items():
+                datasets = [key for key in group if isinstance(group[key], h5py.Dataset)]
+                layer = self._trained_layer(name, len(datasets), filename, at_most=True)
+                for i, param in enumerate(layer.blobs if layer else []):
+                    if str(i) not in group:
+                        raise ModelError(f"{filename}: incompatible number of blobs for layer "
+                                         f"{name!r} (no dataset '{i}')")
+                    value = np.asarray(group[str(i)], np.float32)
+                    if value.shape != param.shape:
+                        raise ModelError(f"{filename}: cannot load param {i} of layer {name!r}: "
+                                         f"shape mismatch, the file has {value.shape}, the net "
+                                         f"needs {param.shape}")
+                    arrays[param.name] = value
+        self._write_params(arrays)
+
+    def _trained_layer(self, name, count, source, at_most=False):
+        """This net's layer ``name`` for ``count`` stored blobs (None when it has no such
+        layer: Caffe ignores it), checked as Caffe checks the blob count."""
+        if name not in self._layer_index:
+            return None
+        layer = self._layers[self._layer_index[name]]
+        if count > len(layer.blobs) or (count < len(layer.blobs) and not at_most):
+            raise ModelError(f"{source}: incompatible number of blobs for layer {name!r}: "
+                             f"{count} stored, the layer has {len(layer.blobs)}")
+        return layer
+
+    def _write_params(self, arrays):
+        """Copy {param tensor: array} into the params' own arrays (what the user holds sees it)
+        and have the engine rebuild what it derived from them."""
+        constants = self._engine.graph.constants
+        for tensor, value in arrays.items():
+            constants[tensor][...] = value
+        self._engine.set_params({tensor: constants[tensor] for tensor in arrays})
+
     def _reconvert(self, new_shapes):
         """Convert the prototxt again with the inputs in ``new_shapes`` (others as they are) and
         move this net's param arrays (surgery included) into the new engine."""
-        path, level, stages = self._source
+        prototxt, phase, level, stages = self._source
         shapes = {b: tuple(new_shapes.get(b, self.blobs[b].shape)) for b in self.inputs}
-        net_param = caffe_io.upgrade_net(caffe_io.read_prototxt(path), os.fspath(path))
+        net_param = caffe_io.upgrade_net(prototxt)
         for layer in net_param.layer:
             if layer.type == "Input":
                 del layer.input_param.shape[:]
@@ -530,7 +727,7 @@ class Net:
                     layer.input_param.shape.add().dim.extend(shapes[top])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # fillers: the params come from this net below
-            model = caffe_to_onnx(net_param, None, phase="TEST", level=level, stages=stages,
+            model = caffe_to_onnx(net_param, None, phase=phase, level=level, stages=stages,
                                   fill_missing=True)
         engine = Engine(model, device=self._engine.device, keep="all")
         old, new = self._engine.graph.constants, engine.graph.constants
@@ -554,7 +751,6 @@ class Net:
         for tensor in self._handed_out:
             self._param_data(tensor)       # the new engine watches them for surgery
         self._derived_snapshots = {name: None for name in self._derived_snapshots}
-        self._current = {b: chain[-1][0] for b, chain in self._versions.items()}
         for blob in self.inputs:
             engine.blobs[self._input_tensor[blob]].reshape(*shapes[blob])
 
@@ -575,6 +771,11 @@ def _derived_value(layer, derived, params):
         factor = np.float32(0.0) if scale == 0 else np.float32(1.0) / np.float32(scale)
         return (source * factor).astype(np.float32)
     return None
+
+
+def layer_type_list():
+    """Caffe's LayerRegistry type list: here, the layer types caffe.Net can build."""
+    return sorted(LAYER_CONVERTERS)
 
 
 # --- construction helpers -------------------------------------------------------------------------
@@ -615,6 +816,44 @@ def _phase_value(phase):
     return int(phase)
 
 
+def _writing(filename, write, value):
+    """Run ``write(value, path)``, a failure to write being one line that names the file."""
+    path = os.fspath(filename)
+    try:
+        write(value, path)
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}") from None
+
+
+def _h5py(what):
+    try:
+        import h5py     # optional: only the HDF5 snapshots need it
+    except ImportError:
+        raise InputError(f"net.{what} needs h5py: pip install 'caffe_port[hdf5]'") from None
+    return h5py
+
+
+def _loss_weights(meta, layers, versions):
+    """Caffe's net.blob_loss_weights: each blob's loss weight, as its last writer gives it for
+    that top (1 for a loss layer's first top by default), 0 elsewhere."""
+    weights = OrderedDict((blob, 0.0) for blob in versions)
+    if meta is not None:
+        for layer, entry in zip(layers, meta["layers"]):
+            for top, weight in zip(layer.tops, entry.get("loss_weight", [])):
+                weights[top] = float(weight)
+    return weights
+
+
+def _sources(meta, versions):
+    """{blob: (tensor, FillerParameter, index of its DummyData layer)} for the data sources."""
+    sources = OrderedDict()
+    for source in (meta or {}).get("sources", []):
+        filler = caffe_io.parse_prototxt(source["filler"], "<filler>", "FillerParameter")
+        tensor, layer_index = versions[source["blob"]][0]
+        sources[source["blob"]] = (tensor, filler, layer_index)
+    return sources
+
+
 def _load(network_file, weights, phase, level, stages):
     phase = _phase_value(phase)
     if isinstance(network_file, onnx.ModelProto):
@@ -628,9 +867,15 @@ def _load(network_file, weights, phase, level, stages):
                              "with it")
         return load_model(path)
     if phase == 0:
-        warn_once("train", "caffe.TRAIN: caffe_port runs the net with inference semantics "
-                   "(the TEST-phase net: Dropout is the identity, BatchNorm uses its stored "
-                   "statistics)", stacklevel=3)
-    # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers
-    return caffe_to_onnx(path, weights, phase="TEST", level=int(level), stages=tuple(stages),
-                         fill_missing=True)
+        warn_once("train", "caffe.TRAIN selects the TRAIN phase's layers; caffe_port keeps "
+                   "inference semantics in them (Dropout is the identity, BatchNorm uses its "
+                   "stored statistics)", stacklevel=3)
+    # Caffe starts layers the caffemodel lacks (or all, without one) from their fillers; the
+    # converter's own per-layer notes on TRAIN semantics are the warning above
+    with warnings.catch_warnings():
+        if phase == 0:
+            warnings.filterwarnings("ignore", message=".*(in phase TRAIN|batch statistics)")
+        if weights is None:   # a net without weights starts from its fillers, silently as in Caffe
+            warnings.filterwarnings("ignore", message=".*no caffemodel was given")
+        return caffe_to_onnx(path, weights, phase=phase, level=int(level), stages=tuple(stages),
+                             fill_missing=True, rng=random_generator())

@@ -23,20 +23,29 @@ import os
 import cv2
 import numpy as np
 
+from caffe_port import image_file
 from caffe_port.errors import InputError, ShapeError
-from caffe_port.pycaffe._proto import caffe_pb2
+from caffe_port.pycaffe.proto import caffe_pb2
 
+# scikit-image's float64 image, its channel-reordered copy and the float32 result, per RGB pixel
+FLOAT64_COPIES = 2 * 3 * 8 + 3 * 4
 GREY_WEIGHTS = np.array([0.2125, 0.7154, 0.0721])   # scikit-image's rgb2gray (ITU-R BT.709)
 
 
 # --- image I/O ------------------------------------------------------------------------------------
 
 def load_image(filename, color=True):
-    """An image file (path, or a binary file-like object read from where it is positioned) as
-    float32 in [0, 1]: (H, W, 3) RGB when ``color``, else (H, W, 1) intensity."""
+    """An image file (path, or a binary file-like object, read whole from its start as
+    scikit-image's imread reads it) as float32 in [0, 1]: (H, W, 3) RGB when ``color``, else
+    (H, W, 1) intensity."""
     data, where = _read_image_bytes(filename)
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED) \
-        if data else None
+    try:
+        # Caffe's pixels as stored (its scikit-image reader ignored EXIF orientation), and no
+        # header trusted for an allocation before the memory for it is known to be there
+        decoded = image_file.decode(data, where, upright=False,
+                                    working_bytes=FLOAT64_COPIES) if data else None
+    except InputError:
+        decoded = None
     if decoded is None:
         raise InputError(f"cannot read image {where}: not an image format OpenCV can decode")
     img = _as_float(decoded, where)
@@ -55,6 +64,9 @@ def _read_image_bytes(filename):
     if hasattr(filename, "read"):
         where = repr(getattr(filename, "name", type(filename).__name__))
         try:
+            # imread reads the whole file: a BytesIO just written (positioned at its end) works
+            if getattr(filename, "seekable", lambda: False)():
+                filename.seek(0)
             data = filename.read()
         except OSError as e:
             raise InputError(f"cannot read image from {where}: {e}") from None

@@ -1,12 +1,20 @@
-"""Caffe's global mode (``caffe.set_mode_cpu()``, ``set_mode_gpu()``, ``set_device(i)``) and the
-pycaffe shell's once-per-process warnings."""
+"""Caffe's global state as pycaffe sets it: the mode (``caffe.set_mode_cpu()``,
+``set_mode_gpu()``, ``set_device(i)``), the random generator (``caffe.set_random_seed``), and
+the pycaffe shell's once-per-process warnings.
+
+As in Caffe, the mode is global: every net runs its next forward or backward on the device the
+mode names, whenever the net was made (a net made with ``device=`` keeps that device).
+"""
 from __future__ import annotations
 
 import warnings
 
+import numpy as np
+
 from caffe_port.runtime import cuda_available
 
 _mode = {"device": "cpu", "gpu_id": 0}   # Caffe starts in CPU mode
+_random = {"generator": None}            # Caffe seeds itself when no seed is set
 _warned_once = set()
 
 
@@ -18,32 +26,42 @@ def warn_once(key, message, stacklevel=3):
 
 
 def set_mode_cpu():
-    """Nets created from now on run on the CPU."""
+    """Every net runs on the CPU from its next pass on."""
     _mode["device"] = "cpu"
 
 
 def set_mode_gpu():
-    """Nets created from now on run on CUDA (ONNX Runtime's CUDA provider); without a usable GPU
-    they run on the CPU, with a warning."""
+    """Every net runs on CUDA (ONNX Runtime's CUDA provider, the Numba CUDA backward) from its
+    next pass on; without a usable GPU they keep running on the CPU, as this call warns."""
     _mode["device"] = "cuda"
+    if not cuda_available():
+        warn_once("no_gpu", "caffe.set_mode_gpu(): no usable CUDA device or ONNX Runtime CUDA "
+                  "provider; nets run on the CPU", stacklevel=2)
 
 
 def set_device(device_id):
-    """Choose the GPU. caffe_port's runtime uses the first visible CUDA device: to use another,
-    start Python with CUDA_VISIBLE_DEVICES set to it."""
-    _mode["gpu_id"] = int(device_id)
-    if int(device_id) != 0:
-        warn_once("set_device", f"caffe.set_device({int(device_id)}): caffe_port runs on the "
-                  f"first visible CUDA device; set CUDA_VISIBLE_DEVICES={int(device_id)} before "
-                  "starting Python to use that GPU", stacklevel=2)
+    """Choose the GPU that GPU mode uses (CUDA device ``device_id``), for every net's next pass."""
+    device_id = int(device_id)
+    if device_id < 0:
+        raise ValueError(f"caffe.set_device({device_id}): device ids start at 0")
+    _mode["gpu_id"] = device_id
 
 
 def engine_device():
-    """The device a new net's engine runs on under the current mode."""
-    if _mode["device"] == "cpu":
+    """The device the engines run on under the current mode ("cpu", "cuda" or "cuda:i")."""
+    if _mode["device"] == "cpu" or not cuda_available():
         return "cpu"
-    if cuda_available():
-        return "cuda"
-    warn_once("no_gpu", "caffe.set_mode_gpu(): no usable CUDA device or ONNX Runtime CUDA "
-              "provider; running on the CPU", stacklevel=3)
-    return "cpu"
+    return f"cuda:{_mode['gpu_id']}" if _mode["gpu_id"] else "cuda"
+
+
+def set_random_seed(seed):
+    """Seed the generator Caffe's random fillers draw from (DummyData, params no caffemodel
+    holds): nets made afterwards, and DummyData refills, repeat for the same seed."""
+    _random["generator"] = np.random.default_rng(int(seed))
+
+
+def random_generator():
+    """The shell's generator (unseeded until ``set_random_seed``, as Caffe seeds itself)."""
+    if _random["generator"] is None:
+        _random["generator"] = np.random.default_rng()
+    return _random["generator"]

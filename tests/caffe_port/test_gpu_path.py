@@ -23,6 +23,7 @@ from onnx import helper
 from caffe_port import Net
 from caffe_port.errors import DeviceError
 from caffe_port.onnx_util import initializer, make_model, tensor_value_info
+from helpers.exporter_graphs import pp_lcnet_like
 
 SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM") == "1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -268,3 +269,21 @@ def test_relu_runs_in_place_on_the_device(rule, monkeypatch, fresh_cuda_lookup):
         results.append(net.backward(fc=np.ones((2, 5), np.float32), rule=rule))
     assert True in seen
     close(results[1]["data"], results[0]["data"])
+
+
+@on_simulator
+def test_exporters_ops_without_cuda_kernels_run_on_the_cpu():
+    """The ops added for today's exporters have CPU kernels only: on the CUDA backend they run on
+    host copies (HardSwish and HardSigmoid of a PP-LCNet-shaped net here), and the walk still
+    equals the CPU backend's."""
+    x = np.random.default_rng(9).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    cpu, gpu = pair(pp_lcnet_like(size=16))
+    onehot = np.zeros((2, 6), np.float32)
+    onehot[:, 2] = 1
+    results = []
+    for net in (cpu, gpu):
+        net.forward(x=x)
+        results.append(net.backward(start=net.score_blob, **{net.score_blob: onehot}, rule="guided"))
+    assert np.abs(results[0]["x"]).max() > 0
+    close(results[1]["x"], results[0]["x"])
+    assert {"HardSwish", "HardSigmoid"} <= set(gpu.backend.host_fallbacks)

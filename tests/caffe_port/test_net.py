@@ -211,13 +211,16 @@ def test_unkept_blob_data_is_recomputed(x):
 
 def test_forward_start_and_end(x):
     net = Net(small_classifier(softmax=False), device="cpu")
-    full = net.forward(data=x)["fc8"]
+    held = net.forward(data=x)["fc8"]
+    full = held.copy()
     upto = net.forward(data=x, end="pool1")
     assert list(upto) == ["pool1"]
     net.blobs["pool1"].data[...] *= 0
     zeroed = net.forward(start="flatten")["fc8"]
     np.testing.assert_allclose(zeroed, np.broadcast_to(net.params["fc8"][1].data, (2, 5)), rtol=1e-6)
     assert not np.allclose(zeroed, full)
+    # as in Caffe, the returned array is the blob's memory: the one held sees the later forward
+    assert zeroed is held
 
 
 def test_net_surgery_on_params_takes_effect(x):
@@ -236,8 +239,8 @@ def test_net_surgery_on_params_takes_effect(x):
 
 def test_bad_inputs_fail_clearly(x):
     net = Net(small_classifier(), device="cpu")
-    with pytest.raises(CaffePortError, match="forward"):
-        net.backward(fc8=np.ones((2, 5), np.float32))
+    # before any forward Caffe's blobs hold zeros and a backward reads them; so here
+    assert net.backward(fc8=np.ones((1, 5), np.float32))["data"].shape == (1, 3, 8, 7)
     with pytest.raises(ShapeError, match="expects shape \\(N, 3, 8, 7\\)"):
         net.forward(data=np.zeros((1, 3, 9, 7), np.float32))
     with pytest.raises(BlobError, match="not an input"):
@@ -363,3 +366,18 @@ def test_net_surgery_on_conv_weights_reaches_the_backward(x):
     fresh.forward(data=x)
     np.testing.assert_allclose(after, fresh.backward(fc8=g)["data"], rtol=1e-5, atol=1e-7)
     assert not np.allclose(after, before)
+
+
+def test_engine_blobs_stay_put_and_lazy_ones_are_refreshed():
+    net = Net(small_classifier(softmax=False), device="cpu")     # keep="backward"
+    rng = np.random.default_rng(1)
+    net.forward(data=rng.standard_normal((2, 3, 8, 7)).astype(np.float32))
+    conv1 = net.blobs["conv1"].data          # not kept for the backward: computed on demand
+    fc8 = net.blobs["fc8"].data
+    x = rng.standard_normal((2, 3, 8, 7)).astype(np.float32)
+    out = net.forward(data=x)
+    assert out["fc8"] is fc8 and net.blobs["conv1"].data is conv1
+    fresh = Net(small_classifier(softmax=False), device="cpu")
+    fresh.forward(data=x)
+    np.testing.assert_array_equal(conv1, fresh.blobs["conv1"].data)     # refreshed, not stale
+    np.testing.assert_array_equal(fc8, fresh.blobs["fc8"].data)

@@ -183,3 +183,11 @@ def test_method_grid_composes_fitted_tiles():
         np.testing.assert_array_equal(tile, render.fit_tile(picture))
     assert figure.tiles[0].shape == (render.TILE * 112 // 150, render.TILE, 3)
     np.testing.assert_array_equal(figure.picture(columns=3), render.grid(figure.tiles, figure.captions, columns=3))
+
+
+def test_signed_leaves_an_rgba_nets_alpha_out():
+    """A 4-channel (RGBA) net's signed image shows its colour channels only."""
+    g = np.random.default_rng(7).standard_normal((3, 4, 5))
+    with_alpha = np.concatenate([g, np.full((1, 4, 5), 100.0)])
+    for kind, picture in render.signed(g).items():
+        np.testing.assert_array_equal(render.signed(with_alpha)[kind], picture)

@@ -80,7 +80,8 @@ class Case:
 
     def diff(self, rule, top_diff=None):
         top_diff = self.top_diff if top_diff is None else top_diff
-        return self.net.backward(rule=rule, **{self.logits: top_diff})["data"]
+        # a copy: the data blob's diff is the Net's memory, rewritten by the next backward
+        return self.net.backward(rule=rule, **{self.logits: top_diff})["data"].copy()
 
     def oracle(self, rule, top_diff=None):
         top_diff = self.top_diff if top_diff is None else top_diff
@@ -315,7 +316,7 @@ def test_without_relus_deconvnet_is_backprop():
 
 def test_with_relus_only_the_relu_step_differs():
     model, x, net, top_diff = section4_net(relu=True)
-    deconvnet = net.backward(rule="deconvnet", fc8=top_diff)["data"]
+    deconvnet = net.backward(rule="deconvnet", fc8=top_diff)["data"].copy()
     backprop = net.backward(rule="backprop", fc8=top_diff)["data"]
     assert rel_l2(deconvnet, backprop) > 0.1                 # the ReLUs make them differ …
     assert rel_l2(deconvnet, zeiler_fergus(model, net.blobs, "fc8", top_diff, rectify)) <= GRAD_TOL

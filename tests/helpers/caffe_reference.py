@@ -13,6 +13,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from caffe_port.graph import Graph
 from caffe_port.kernels import REGISTRY
 from caffe_port.models import caffe_io, caffe_proto
 from caffe_port.models.caffe_net import caffe_to_onnx, metadata
@@ -102,6 +103,80 @@ def ref_reshape(shape, p):
 
 def ref_broadcast_operand(operand, x_ndim, axis):
     return operand.reshape(operand.shape + (1,) * (x_ndim - axis - operand.ndim))
+
+
+def _ref_normalizer(mode, outer, inner, valid):
+    """Caffe's get_normalizer: FULL outer·inner, VALID the counted labels, BATCH_SIZE outer,
+    NONE 1; at least 1."""
+    value = {"FULL": outer * inner, "VALID": valid, "BATCH_SIZE": outer, "NONE": 1}[mode]
+    return max(1.0, float(value))
+
+
+def _ref_mode(layer, default):
+    p = layer.loss_param
+    if p.HasField("normalization"):
+        return caffe_proto.LossParameter.NormalizationMode.Name(p.normalization)
+    if p.HasField("normalize"):
+        return "VALID" if p.normalize else "BATCH_SIZE"
+    return default
+
+
+def ref_softmax_with_loss(x, label, layer):
+    """SoftmaxWithLossLayer::Forward_cpu's loops: −Σ log max(p[label], FLT_MIN) / normalizer."""
+    axis = layer.softmax_param.axis % x.ndim
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    prob = e / e.sum(axis=axis, keepdims=True)
+    outer, channels = int(np.prod(x.shape[:axis])), x.shape[axis]
+    inner = int(np.prod(x.shape[axis + 1:]))
+    prob = prob.reshape(outer, channels, inner)
+    labels = label.reshape(outer, inner)
+    has_ignore = layer.loss_param.HasField("ignore_label")
+    loss, count = 0.0, 0
+    for i in range(outer):
+        for j in range(inner):
+            value = int(labels[i, j])
+            if has_ignore and value == layer.loss_param.ignore_label:
+                continue
+            loss -= np.log(max(prob[i, value, j], np.finfo(np.float32).tiny))
+            count += 1
+    return np.float64(loss / _ref_normalizer(_ref_mode(layer, "VALID"), outer, inner, count))
+
+
+def ref_sigmoid_cross_entropy_loss(x, target, layer):
+    """SigmoidCrossEntropyLossLayer::Forward_cpu's stable loop."""
+    x, t = x.reshape(-1), target.reshape(-1)
+    has_ignore = layer.loss_param.HasField("ignore_label")
+    loss, count = 0.0, 0
+    for xi, ti in zip(x, t):
+        if has_ignore and int(ti) == layer.loss_param.ignore_label:
+            continue
+        positive = float(xi >= 0)
+        loss -= xi * (ti - positive) - np.log(1 + np.exp(xi - 2 * xi * positive))
+        count += 1
+    outer = target.shape[0] if target.ndim else 1
+    return np.float64(loss / _ref_normalizer(_ref_mode(layer, "BATCH_SIZE"), outer,
+                                             x.size // outer, count))
+
+
+def ref_accuracy(x, label, layer):
+    """AccuracyLayer::Forward_cpu: a hit when fewer than top_k other classes score ≥ the
+    label's."""
+    p = layer.accuracy_param
+    axis = p.axis % x.ndim
+    outer, channels = int(np.prod(x.shape[:axis])), x.shape[axis]
+    inner = int(np.prod(x.shape[axis + 1:]))
+    scores = x.reshape(outer, channels, inner)
+    labels = label.reshape(outer, inner)
+    hits, count = 0, 0
+    for i in range(outer):
+        for j in range(inner):
+            value = int(labels[i, j])
+            if p.HasField("ignore_label") and value == p.ignore_label:
+                continue
+            better = int(np.sum(scores[i, :, j] >= scores[i, value, j])) - 1
+            hits += better < p.top_k
+            count += 1
+    return np.float64(0.0 if count == 0 else hits / count)
 
 
 def ref_forward(net, weights, inputs):
@@ -211,6 +286,20 @@ def ref_forward(net, weights, inputs):
         elif t == "Power":
             p = layer.power_param
             ys = [(p.shift + p.scale * x) ** p.power]
+        elif t == "SoftmaxWithLoss":
+            ys = [ref_softmax_with_loss(x, xs[1], layer)]
+            if len(layer.top) == 2:
+                axis = layer.softmax_param.axis
+                e = np.exp(x - x.max(axis=axis, keepdims=True))
+                ys.append(e / e.sum(axis=axis, keepdims=True))
+        elif t == "EuclideanLoss":
+            ys = [np.float64(np.sum((x - xs[1].reshape(x.shape)) ** 2) / x.shape[0] / 2)]
+        elif t == "SigmoidCrossEntropyLoss":
+            ys = [ref_sigmoid_cross_entropy_loss(x, xs[1], layer)]
+        elif t == "Accuracy":
+            ys = [ref_accuracy(x, xs[1], layer)]
+        elif t == "Silence":
+            ys = []
         else:
             raise NotImplementedError(t)
         for top, y in zip(layer.top, ys):
@@ -225,6 +314,7 @@ def run_blobs(model, inputs):
     final value: {blob: array}."""
     meta = metadata(model)
     feeds = {tensor: inputs[blob] for blob, tensor in zip(meta["inputs"], meta["input_tensors"])}
+    feeds.update({source["tensor"]: inputs[source["blob"]] for source in meta["sources"]})
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
     present = {o.name for o in probe.graph.output} | {i.name for i in probe.graph.input}
@@ -251,7 +341,8 @@ def assert_blobs_close(got, ref, rel):
 
 def check_against_reference(text, rng, rel=REL_LAYER, overrides=None, inputs=None):
     """Convert the net ``text`` with seeded weights (``overrides`` per layer), check the model,
-    that every op has a backward, and every blob against ``ref_forward``; returns (model, blobs)."""
+    that every op a diff can reach has a backward, and every blob against ``ref_forward``;
+    returns (model, blobs)."""
     net = caffe_io.parse_prototxt(text)
     weights = seeded_weights(net, rng, overrides)
     model = caffe_to_onnx(net, caffemodel(net, weights))
@@ -260,7 +351,8 @@ def check_against_reference(text, rng, rel=REL_LAYER, overrides=None, inputs=Non
     if inputs is None:
         inputs = {blob: rng.standard_normal(meta["blobs"][blob]["shape"]).astype(np.float32)
                   for blob in meta["inputs"]}
-    assert {node.op_type for node in model.graph.node} <= set(REGISTRY)  # ops with a backward
+    graph = Graph(model)   # ops a diff reaches have a backward (labels, counts take none)
+    assert {node.op_type for node in graph.nodes if graph.needs_backward(node)} <= set(REGISTRY)
     got = run_blobs(model, inputs)
     assert_blobs_close(got, ref_forward(net, weights, inputs), rel)
     return model, got

@@ -183,3 +183,13 @@ def test_float32_matches_float64():
     d32 = backward(REGISTRY["AveragePool"], [g.astype(np.float32)], [None], [None], a)[0]
     assert d32.dtype == np.float32
     np.testing.assert_allclose(d32, d64, rtol=1e-6, atol=1e-6)
+
+
+def test_global_diff_over_a_1x1_map_is_writable():
+    """DenseNet at a small input ends on a 1×1 map: the pool's diff must be a fresh, writable
+    array (an in-place ReLU below writes over it)."""
+    x = np.zeros((2, 3, 1, 1))
+    g = np.ones((1, 2, 3, 1, 1))
+    a = layer({}, [x], [x])
+    d = backward(REGISTRY["GlobalAveragePool"], [g], [None], [None], a)[0]
+    assert d.flags.writeable and not np.shares_memory(d, g)

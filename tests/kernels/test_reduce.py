@@ -107,3 +107,67 @@ def test_float32_matches_float64():
 def test_repeated_axis_is_a_model_error():
     with pytest.raises(ModelError, match="twice"):
         REGISTRY["ReduceSum"].forward([np.ones(SHAPE)], {"axes": [1, -3], "opset": 11})
+
+
+# --- the reductions that read x (axes an attribute before opset 18, an input from it) -------------
+
+READING = ("ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")
+READING_CASES = [([1], 1), ([2, 3], 0), ([-1, 0], 1), (None, 0)]
+
+
+def reading_node(opset, axes):
+    if axes is None:
+        return [], {}
+    return ([np.array(axes, np.int64)], {}) if opset >= 18 else ([], {"axes": list(axes)})
+
+
+@pytest.mark.parametrize("opset", [17, 18])
+@pytest.mark.parametrize("axes,keepdims", READING_CASES)
+@pytest.mark.parametrize("op_type", READING)
+def test_reading_reductions(op_type, axes, keepdims, opset):
+    """Finite differences on x with distinct values away from 0 (no max ties, no |x| kink), and
+    ONNX Runtime parity: rtol 2e-6, atol 1e-6 (float32 sums, exp and log in another order)."""
+    rng = np.random.default_rng(5)
+    x = rng.permutation(np.linspace(0.2, 3.0, int(np.prod(SHAPE)))).reshape(SHAPE)
+    x = x * np.where(rng.random(SHAPE) < 0.5, -1, 1)
+    extra, attrs = reading_node(opset, axes)
+    attrs = attrs | {"keepdims": keepdims, "opset": opset}
+    result = check_op(op_type, [x] + extra, attrs, propagate_down=[True] + [False] * len(extra),
+                      k=2, max_points=60)
+    assert result.ok, result
+    x32 = x.astype(np.float32)
+    inputs = [("x", x32)] + [("axes", a) for a in extra]
+    expected = run_onnxruntime(one_node_model(op_type, inputs, attrs_without_opset(attrs),
+                                              opset=opset, constants=["axes"]), {"x": x32})[0]
+    got = REGISTRY[op_type].forward([x32] + extra, layer(attrs, [x32] + extra, [], opset=opset).attrs)[0]
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-6)
+
+
+def attrs_without_opset(attrs):
+    return {k: v for k, v in attrs.items() if k != "opset"}
+
+
+def test_max_ties_go_to_the_first():
+    """Caffe's rule: of tied maxima the first (in C order over the reduced axes) takes the diff."""
+    x = np.array([[[1.0, 3.0], [3.0, 0.0]]])
+    a = layer({"axes": [1, 2], "keepdims": 0, "opset": 17}, [x], [np.array([3.0])])
+    got = backward(REGISTRY["ReduceMax"], [np.array([[5.0]])], [x], [None], a)[0]
+    np.testing.assert_array_equal(got, [[[[0.0, 5.0], [0.0, 0.0]]]])
+
+
+def test_l2_of_zeros_passes_zero():
+    x = np.zeros((1, 3))
+    a = layer({"axes": [1], "keepdims": 1, "opset": 17}, [x], [np.zeros((1, 1))])
+    got = backward(REGISTRY["ReduceL2"], [np.ones((1, 1, 1))], [x], [None], a)[0]
+    assert np.isfinite(got).all() and not got.any()
+
+
+def test_diff_over_unit_axes_is_writable():
+    """Reducing axes of length 1 (a 1×1 map's global pool): the diff is a fresh, writable array,
+    which an in-place ReLU below may overwrite."""
+    x = np.zeros((2, 3, 1, 1))
+    g = np.ones((1, 2, 3, 1, 1))
+    a = layer({"axes": [2, 3], "keepdims": 1, "opset": 13}, [x], [x])
+    d = backward(REGISTRY["ReduceMean"], [g], [None], [None], a)[0]
+    assert d.flags.writeable and not np.shares_memory(d, g)

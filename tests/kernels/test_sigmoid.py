@@ -1,10 +1,11 @@
 """Sigmoid: finite differences, ONNX Runtime parity, backward from the kept top."""
 import numpy as np
+import pytest
 
 from caffe_port.gradcheck import check_op
 from caffe_port.kernels import REGISTRY
 from helpers.kernel_calls import backward, layer
-from helpers.onnx_models import one_node_model, run_onnxruntime
+from helpers.onnx_models import forward_pair, one_node_model, run_onnxruntime
 
 SHAPE = (2, 3, 5, 4)  # N != C != H != W
 
@@ -60,3 +61,36 @@ def test_float32_matches_float64():
     diffs = [backward(REGISTRY["Sigmoid"], [g.astype(t)], [None], REGISTRY["Sigmoid"].forward([x.astype(t)], {}), {})[0]
              for t in (np.float32, np.float64)]
     np.testing.assert_allclose(diffs[0], diffs[1], rtol=1e-6, atol=1e-6)
+
+
+# --- HardSigmoid -------------------------------------------------------------------------------------
+
+HARD_CASES = [{}, {"alpha": 1 / 6, "beta": 0.5}]     # ONNX's default, and PyTorch's hardsigmoid
+
+
+@pytest.mark.parametrize("attrs", HARD_CASES, ids=["onnx-default", "pytorch"])
+def test_hard_sigmoid_finite_differences(attrs):
+    x = 4 * np.random.default_rng(5).standard_normal(SHAPE)
+    alpha, beta = attrs.get("alpha", 0.2), attrs.get("beta", 0.5)
+    # keep clear of the two kinks, α·x + β ∈ {0, 1}
+    for kink in (-beta / alpha, (1 - beta) / alpha):
+        x = np.where(np.abs(x - kink) < 1e-3, kink + 1e-3, x)
+    result = check_op("HardSigmoid", [x], attrs, k=2)
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("attrs", HARD_CASES, ids=["onnx-default", "pytorch"])
+def test_hard_sigmoid_forward_matches_onnxruntime(attrs):
+    """Tolerance: rtol 1e-6, atol 1e-7 (one multiply-add in float32)."""
+    x = (4 * np.random.default_rng(6).standard_normal(SHAPE)).astype(np.float32)
+    got, expected = forward_pair("HardSigmoid", [x], attrs)
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-6, atol=1e-7)
+
+
+def test_hard_sigmoid_is_a_gate_not_a_rectifier():
+    """The same true gradient under every rule, read from the top only."""
+    y = np.array([[0.0, 0.3, 1.0, 0.9]])
+    g = np.array([[[-2.0, -2.0, 3.0, 4.0]]])
+    assert not REGISTRY["HardSigmoid"].relu_family
+    got = backward(REGISTRY["HardSigmoid"], [g], [None], [y], layer({}, [y], [y], rule="guided"))[0]
+    np.testing.assert_allclose(got, [[[0.0, -0.4, 0.0, 0.8]]], rtol=1e-15)

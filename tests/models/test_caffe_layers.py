@@ -186,8 +186,10 @@ LAYER_CASES = {
 
 
 def test_every_converter_has_a_reference_case():
-    # a type added to LAYER_CONVERTERS needs a case here (Pooling and Input have their own tests)
-    covered = {"Input", "Pooling"}
+    # a type added to LAYER_CONVERTERS needs a case here (Pooling and Input have their own tests,
+    # the data, test and loss layers theirs in test_caffe_loss_layers.py)
+    covered = {"Input", "Pooling", "DummyData", "Silence", "Accuracy", "SoftmaxWithLoss",
+               "EuclideanLoss", "SigmoidCrossEntropyLoss"}
     for layers, shapes in LAYER_CASES.values():
         covered |= {entry.type for entry in caffe_io.parse_prototxt(net_text(layers)).layer}
     assert covered == set(LAYER_CONVERTERS)
@@ -234,7 +236,7 @@ def test_fill_missing_uses_caffes_constant_fillers():
                     layer("conv", "Convolution", ["pr"], ["conv"],
                           "convolution_param { num_output: 2 kernel_size: 1 "
                           "bias_filler { type: 'constant' value: 0.5 } }"))
-    with pytest.warns(UserWarning, match="constant fillers"):
+    with pytest.warns(UserWarning, match="started from Caffe's fillers"):
         model = caffe_to_onnx(caffe_io.parse_prototxt(text), fill_missing=True)
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     assert (inits["sc#0"] == 1).all() and (inits["sc#1"] == 0).all()

@@ -2,6 +2,7 @@
 import collections
 import io
 import pickle
+import re
 import struct
 import zipfile
 
@@ -212,3 +213,70 @@ def test_forged_huge_storage_is_refused_before_reading(tmp_path):
                      + struct.pack("<q", 2**40) + bytes(16))
     with pytest.raises(ModelError, match=r"truncated: storage '0' needs 4398046511104 bytes, 16 left"):
         pth_reader.load(path)
+
+
+# ---- issue 17: any global that is not a tensor's, and zip names leaving the archive -----------
+
+def _global_call_pickle(module: str, name: str) -> bytes:
+    # GLOBAL module name, an empty tuple, REDUCE: a call of whatever the file names
+    return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n)R."
+
+
+@pytest.mark.parametrize("module, name", [
+    ("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"),
+    ("builtins", "getattr"), ("subprocess", "Popen"), ("subprocess", "run"),
+    ("numpy", "load"), ("numpy.core.multiarray", "_reconstruct"), ("torch", "load"),
+    ("torch.nn.modules.conv", "Conv2d"), ("collections", "defaultdict"),
+    ("torch._utils", "_rebuild_device_tensor_from_numpy")])
+@pytest.mark.parametrize("layout", ["legacy", "zip"])
+def test_every_non_tensor_global_is_refused_in_one_line(tmp_path, module, name, layout):
+    payload = _global_call_pickle(module, name)
+    path = tmp_path / "evil.pth"
+    if layout == "legacy":
+        path.write_bytes(_legacy_header() + payload)
+    else:
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("archive/data.pkl", payload)
+    with pytest.raises(ModelError, match=rf"refuses global {module}\.{name} \(a model file may "
+                                         r"only hold tensors\)") as info:
+        pth_reader.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_subprocess_popen_payload_does_not_run(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Popen:
+        def __reduce__(self):
+            import subprocess
+            return subprocess.Popen, (["touch", str(marker)],)
+
+    path = tmp_path / "evil.pth"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("archive/data.pkl", pickle.dumps({"w": Popen()}, protocol=4))
+    with pytest.raises(ModelError, match=r"refuses global subprocess\.Popen"):
+        pth_reader.load_state_dict(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("member", ["../data.pkl", "/archive/data.pkl", "archive/../../x",
+                                    "archive\\..\\x", "C:/archive/data.pkl", "archive/data/../../0"])
+def test_zip_member_outside_the_archive_is_refused(tmp_path, member):
+    path = tmp_path / "traversal.pth"
+    torch.save({"w": torch.ones(3)}, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(member, b"payload")
+    with pytest.raises(ModelError, match=re.escape(f"zip member {member!r} names a path outside "
+                                                   "the archive (path traversal); refused")):
+        pth_reader.load_state_dict(path)
+    assert pth_reader.load_state_dict(_without(tmp_path, path, member))["w"].shape == (3,)
+
+
+def _without(tmp_path, path, member):
+    """The same archive without the foreign member: readable, so the refusal was the member's."""
+    clean = tmp_path / "clean.pth"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(clean, "w") as dst:
+        for item in src.namelist():
+            if item != member:
+                dst.writestr(item, src.read(item))
+    return clean

@@ -12,6 +12,7 @@ def test_info_lists_layers_blobs_params(capsys, small_onnx):
     assert code == 0, err
     info = json.loads(out)
     assert info["inputs"] == ["data"] and "conv1" in info["params"]
+    assert info["input_layout"] == "NCHW" and info["score_blob"] in info["blobs"]
     assert info["blobs"]["data"] == [1, 3, 67, 67]
 
 

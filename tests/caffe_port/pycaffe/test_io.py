@@ -29,10 +29,13 @@ def test_load_image_rgb_from_path_is_float32_rgb_in_unit_range(tmp_path):
     np.testing.assert_array_equal(img, (rgb / 255.0).astype(np.float32))
 
 
-def test_load_image_from_file_object_positioned_mid_stream():
+def test_load_image_reads_a_file_object_whole_from_its_start():
+    # as scikit-image's imread: a BytesIO just written (positioned at its end) is read whole
     rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
-    stream = pyio.BytesIO(b"a header the caller already read" + png_bytes(rgb[:, :, ::-1]))
-    stream.seek(len(b"a header the caller already read"))
+    stream = pyio.BytesIO()
+    stream.write(png_bytes(rgb[:, :, ::-1]))
+    np.testing.assert_array_equal(caffe.io.load_image(stream), (rgb / 255.0).astype(np.float32))
+    stream.seek(3)     # positioned mid-file: still the whole file
     np.testing.assert_array_equal(caffe.io.load_image(stream), (rgb / 255.0).astype(np.float32))
 
 
@@ -97,12 +100,13 @@ def test_load_image_jpeg_decodes_as_pil_does(tmp_path):
 def test_load_image_errors_are_one_line_input_errors(tmp_path):
     junk = tmp_path / "junk.jpg"
     junk.write_bytes(b"this is not an image")
-    at_end = pyio.BytesIO(png_bytes(np.zeros((2, 2), np.uint8)))
-    at_end.seek(0, 2)                                        # positioned at the end: nothing left
+    # bytes before the image: imread refuses them too (it reads from the start)
+    prefixed = pyio.BytesIO(b"a header" + png_bytes(np.zeros((2, 2), np.uint8)))
+    prefixed.seek(len(b"a header"))
     cases = [(str(tmp_path / "nope.jpg"), "image not found: .*nope.jpg"),
              (tmp_path, "directory"),
              (junk, "junk.jpg: not an image format"),
-             (at_end, "not an image format"),
+             (prefixed, "not an image format"),
              (pyio.StringIO("abc"), "text mode"),
              (42, "path or a binary file object")]
     for source, message in cases:

@@ -360,7 +360,8 @@ def test_constructor_forms_phase_and_onnx_files(tiny_files, tmp_path, monkeypatc
              lambda: caffe.Net(prototxt, caffe.TEST, 0, [], caffemodel)]
     for make in forms:
         np.testing.assert_array_equal(make().forward(data=x)["prob"], reference)
-    with pytest.warns(UserWarning, match="caffe.TRAIN: .*inference semantics"):
+    with pytest.warns(UserWarning, match="caffe.TRAIN selects the TRAIN phase's layers; "
+                                         ".*inference semantics"):
         train = caffe.Net(prototxt, caffemodel, caffe.TRAIN)
     np.testing.assert_array_equal(train.forward(data=x)["prob"], reference)
     with warnings.catch_warnings():
@@ -385,27 +386,56 @@ def test_constructor_forms_phase_and_onnx_files(tiny_files, tmp_path, monkeypatc
     np.testing.assert_allclose(plain.forward(data=x)["prob"], reference, rtol=1e-6)
 
 
-def test_missing_weights_start_from_fillers_with_a_warning(tiny_files):
-    with pytest.warns(UserWarning, match="fillers"):
+def test_missing_weights_start_from_fillers(tiny_files, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # no caffemodel: Caffe's fillers, silently as in Caffe
         net = caffe.Net(tiny_files[0], caffe.TEST)
-    assert not np.any(net.params["conv1"][0].data)
+    assert not np.any(net.params["conv1"][0].data)      # the prototxt names no filler: constant 0
+    # a caffemodel without some of the net's layers: those start from their fillers, said once
+    partial = caffe_io.read_caffemodel(tiny_files[1])
+    del partial.layer[[layer.name for layer in partial.layer].index("fc8")]
+    caffe_io.write_caffemodel(partial, tmp_path / "partial.caffemodel")
+    with pytest.warns(UserWarning, match=r"\(fc8\) not in .*partial.caffemodel: started from "
+                                         r"Caffe's fillers"):
+        net = caffe.Net(tiny_files[0], str(tmp_path / "partial.caffemodel"), caffe.TEST)
+    assert not np.any(net.params["fc8"][0].data) and np.any(net.params["conv1"][0].data)
 
 
-def test_modes(tiny_files, monkeypatch):
+def test_modes_act_on_existing_nets(tiny_files, monkeypatch, x):
     from caffe_port.runtime import cuda_available
     monkeypatch.setattr(mode, "_warned_once", set())
-    caffe.set_mode_gpu()
+    net = caffe.Net(*tiny_files, caffe.TEST)
+    pinned = caffe.Net(*tiny_files, caffe.TEST, device="cpu")
+    held = net.forward(data=x)["prob"]
+    expected = held.copy()
     try:
-        if cuda_available():
-            assert caffe.Net(*tiny_files, caffe.TEST)._engine.device == "cuda"
-        else:
-            with pytest.warns(UserWarning, match="running on the CPU"):
-                net = caffe.Net(*tiny_files, caffe.TEST)
+        if not cuda_available():
+            with pytest.warns(UserWarning, match=r"set_mode_gpu\(\): no usable CUDA device.*"
+                                                 r"nets run on the CPU"):
+                caffe.set_mode_gpu()                 # said at the call, once
+            net.forward(data=x)
             assert net._engine.device == "cpu"
+        # with a GPU, every net moves at its next pass, to the device set_device names
+        moves = []
+        monkeypatch.setattr(mode, "cuda_available", lambda: True)
+        monkeypatch.setattr(net._engine, "set_device", moves.append)
+        monkeypatch.setattr(pinned._engine, "set_device", moves.append)
+        caffe.set_device(1)
+        caffe.set_mode_gpu()
+        net.forward(data=x)
+        pinned.forward(data=x)
+        assert moves == ["cuda:1"]
     finally:
         caffe.set_mode_cpu()
-    assert caffe.Net(*tiny_files, caffe.TEST)._engine.device == "cpu"
-    caffe.set_device(0)
+        caffe.set_device(0)
+    monkeypatch.undo()
+    # the move itself (here CPU to a fresh CPU runtime): same results, the same blob memory
+    net._engine.set_device("cpu")
+    assert net.forward(data=x)["prob"] is held
+    np.testing.assert_array_equal(held, expected)
+    assert net.backward(start="fc8")["data"].shape == (2, 3, 8, 7)
+    with pytest.raises(ValueError, match="device ids start at 0"):
+        caffe.set_device(-1)
 
 
 def test_errors_name_the_blob_or_layer(tiny, x):
@@ -436,7 +466,9 @@ def test_classifier_predict_averages_the_ten_crops(tiny_files):
     for n, image in enumerate(images):
         crops = caffe.io.oversample([caffe.io.resize_image(image, (10, 9))], (8, 7))
         batch = np.stack([clf.transformer.preprocess("data", c) for c in crops])
-        probs = np.concatenate([net.forward(data=batch[k:k + 2])["prob"] for k in range(0, 10, 2)])
+        # copies: as in pycaffe, forward returns the blob's memory, which the next forward rewrites
+        probs = np.concatenate([net.forward(data=batch[k:k + 2])["prob"].copy()
+                                for k in range(0, 10, 2)])
         np.testing.assert_allclose(predictions[n], probs.mean(axis=0), rtol=1e-5, atol=1e-7)
     centre = clf.predict(images, oversample=False)
     resized = caffe.io.resize_image(images[0], (10, 9))[1:9, 1:8]

@@ -121,6 +121,54 @@ def test_seed_000_backward_with_a_label(tmp_path, monkeypatch, helpers):
     assert_grad_close(bw["data"], torch_input_grad(run, x, "prob", label))
 
 
+def test_seed_000_softmax_with_loss_recipe(tmp_path, monkeypatch, helpers):
+    """The post's own recipe: SoftmaxWithLoss(fc8, label) in place of the Softmax (its top still
+    "prob"), force_backward, net.forward() then net.backward(): the data diff is the gradient of
+    −log p_label. Caffe needs the label blob declared (an undeclared "label" is Caffe's unknown
+    bottom error), so the prototxt adds it as an input."""
+    caffenet, random_caffemodel = helpers.caffenet, helpers.random_caffemodel
+    torch_net, torch_input_grad = helpers.torch_net, helpers.torch_input_grad
+    model_dir = tmp_path / "models" / "bvlc_reference_caffenet"
+    model_dir.mkdir(parents=True)
+    deploy = caffenet(1, 227, softmax=False, force_backward=True)
+    prototxt = deploy.replace('input_dim: 227\ninput_dim: 227', 'input_dim: 227\ninput_dim: 227\n'
+                              'input: "label"\ninput_dim: 1\ninput_dim: 1\ninput_dim: 1\n'
+                              'input_dim: 1', 1)
+    prototxt += ('layer { name: "loss" type: "SoftmaxWithLoss" bottom: "fc8" bottom: "label" '
+                 'top: "prob" }\n')
+    (model_dir / "deploy.prototxt").write_text(prototxt)
+    (model_dir / "plain.prototxt").write_text(deploy)
+    caffemodel = model_dir / "bvlc_reference_caffenet.caffemodel"
+    random_caffemodel(model_dir / "plain.prototxt", caffemodel, seed=0, first_gain=FIRST_GAIN)
+    monkeypatch.setattr(mode, "_warned_once", set())
+    with pytest.warns(UserWarning, match="caffe.TRAIN"):
+        net = caffe.Net(str(model_dir / "deploy.prototxt"), str(caffemodel), caffe.TRAIN)
+    image_path = tmp_path / "cat.png"
+    cv2.imwrite(str(image_path), photo(260, 300, seed=4))
+    transformer = caffe.io.Transformer({'data': net.blobs['data'].data.shape})
+    transformer.set_transpose('data', (2, 0, 1))
+    transformer.set_raw_scale('data', 255)
+    transformer.set_channel_swap('data', (2, 1, 0))
+    image = caffe.io.resize_image(caffe.io.load_image(str(image_path)), (227, 227))
+    net.blobs['data'].data[...] = transformer.preprocess('data', image)
+    net.blobs['label'].data[...] = 281
+    # ---- the recipe ----
+    out = net.forward()
+    backout = net.backward()
+    # ----
+    assert net.outputs == ["prob"] and out["prob"].shape == ()     # the loss, named "prob"
+    fc8 = net.blobs["fc8"].data.astype(np.float64)
+    p = np.exp(fc8 - fc8.max())
+    p /= p.sum()
+    assert float(out["prob"]) == pytest.approx(-np.log(p[0, 281]), rel=1e-5)
+    onehot = np.zeros_like(p)
+    onehot[0, 281] = 1
+    np.testing.assert_allclose(net.blobs["fc8"].diff, p - onehot, rtol=0, atol=1e-6)
+    run = torch_net(model_dir / "plain.prototxt", caffemodel)
+    assert_grad_close(backout["data"], torch_input_grad(run, net.blobs["data"].data, "fc8",
+                                                        p - onehot))
+
+
 # --- seed 003: class activation maps on a GAP + fc net --------------------------------------------
 
 CAM_NET = """name: "GoogleNetCAM"
@@ -281,13 +329,16 @@ def test_seed_003_class_activation_maps(tmp_path, monkeypatch, helpers):
         k = IDX_category[j]
         np.testing.assert_allclose(curCAMmapAll[:, :, j].mean() + bias[k],
                                    net.blobs[out_layer].data[0, k], rtol=1e-4, atol=1e-5)
-    assert np.any(net.forward(end=last_conv)[last_conv] < 0)
     run = torch_net(models / "deploy_googlenetCAM.prototxt",
                     models / "imagenet_googlenetCAM_train_iter_120000.caffemodel")
     torch = pytest.importorskip("torch")
     x = torch.from_numpy(net.blobs["data"].data.astype(np.float64))
     np.testing.assert_allclose(activation_lastconv, run(x)["CAM_conv"].numpy(), rtol=1e-4,
                                atol=1e-4)
+    # a forward that stops at the convolution leaves its (pre-ReLU) output in the blob's one
+    # buffer, which the seed's activation_lastconv is a view of, as in Caffe
+    assert np.any(net.forward(end=last_conv)[last_conv] < 0)
+    assert np.any(activation_lastconv < 0)
 
 
 # --- seed 004: one-class net surgery, then a diff of 1 at its single output -----------------------
