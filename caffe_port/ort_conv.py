@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.kernels import conv
+from caffe_port.kernels.registry import out_array
 from caffe_port.ort_sessions import WeightSessions, one_node, run_into
 
 FLIPPED_MIN_PIXELS = 100 * 100
@@ -46,7 +47,7 @@ class ConvInputDiff:
     def __init__(self):
         self.sessions = WeightSessions()
 
-    def backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    def backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None):
         dy, weight = top_diff[0], bottom_data[1]
         x_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else bottom_data[0].shape
         rest = list(propagate_down)
@@ -57,12 +58,14 @@ class ConvInputDiff:
             bottom_diff = conv.conv_backward(top_diff, bottom_data, top_data, attrs,
                                              propagate_down=rest, bottom_shapes=bottom_shapes)
             geo = conv.Geometry(x_shape, weight.shape, attrs)
+            memory = out_array(out, 0, (dy.shape[0],) + x_shape, np.float32)
             dx = self._input_diff(np.ascontiguousarray(dy).reshape((-1,) + dy.shape[2:]),
-                                  weight.astype(np.float32, copy=False), geo, x_shape[1])
+                                  weight.astype(np.float32, copy=False), geo, x_shape[1],
+                                  memory.reshape((-1,) + x_shape[1:]))
         if dx is None:
             return conv.conv_backward(top_diff, bottom_data, top_data, attrs,
                                       propagate_down=propagate_down, bottom_shapes=bottom_shapes)
-        bottom_diff[0] = dx.reshape((dy.shape[0],) + x_shape)
+        bottom_diff[0] = memory
         return bottom_diff
 
     def forget(self, weight):
@@ -72,14 +75,13 @@ class ConvInputDiff:
     def clear(self):
         self.sessions.clear()
 
-    def _run(self, key, weight, build, x, out_shape):
-        """y = model(x), x (B, …) float32, into a new (B, …) array of ``out_shape``."""
-        out = np.empty(out_shape, np.float32)
+    def _run(self, key, weight, build, x, out):
+        """out (B, …) float32 ← model(x), x (B, …) float32."""
         step = max(1, CHUNK_BYTES // max(1, x[:1].nbytes + out[:1].nbytes))
         return run_into(self.sessions.get(key, weight, build), x, out, step)
 
-    def _input_diff(self, dy, weight, geo, C):
-        """dy (B, M, OH, OW) → dX (B, C, H, W), or None where ONNX Runtime refuses the shape."""
+    def _input_diff(self, dy, weight, geo, C, dx):
+        """dx (B, C, H, W) ← dX of dy (B, M, OH, OW); None where ONNX Runtime refuses the shape."""
         (_, kh, kw), (_, sh, sw), (_, dh, dw) = geo.kernel, geo.strides, geo.dilations
         (_, ph, pw), (_, H, W), (_, OH, OW) = geo.begin, geo.spatial, geo.out
         M, G = weight.shape[0], geo.group
@@ -99,7 +101,7 @@ class ConvInputDiff:
                 "ConvTranspose", weight, ["B", M, None, None], strides=[sh, sw], dilations=[dh, dw],
                 group=G, pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
         try:
-            return self._run((key, flipped), weight, build, dy, (dy.shape[0], C, H, W))
+            return self._run((key, flipped), weight, build, dy, dx)
         except RuntimeError:    # ONNX Runtime disagrees on a shape: the library kernel is the reference
             return None
 
