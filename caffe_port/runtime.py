@@ -128,6 +128,10 @@ class Runtime:
         # no memory pattern: it plans one block per input shape and keeps each for good (VGG16 at
         # batch 8 grew 330 MB over seven forwards with it, none without, at the same speed)
         so.enable_mem_pattern = False
+        # no arena either: it kept the forward's transient tensors (NCHWc copies of each
+        # activation) for good, 370 MB over VGG16's kept 414 at batch 8, under the backward that
+        # follows; without it the large ones go back to the system when the forward is done
+        so.enable_cpu_mem_arena = False
         if self.threads:
             so.intra_op_num_threads = int(self.threads)
         # idle ORT workers must not spin: the Numba backward needs the same cores right after
