@@ -17,11 +17,13 @@ trained net chose) is compared with the trained net's map:
 (caffe_port.metrics.similarity; a constant map has no ranks and gives NaN, ``null`` in JSON).
 
 Re-initialisation: every parameter tensor of a layer (``net.params[layer]``: weights and biases,
-BatchNorm folded in where the model did so) is redrawn from a normal distribution of mean 0 and
-the tensor's own standard deviation, truncated at ±2σ (TensorFlow's truncated_normal, as the
-paper's Inception v3 code re-initialised), seeded by (seed, the layer's position in
-``net.params``): a layer gets the same random weights in both tests and in every run. A tensor
-whose values are all equal (σ = 0) keeps them.
+BatchNorm folded in where the model did so — the paper randomises "weights (and other trainable
+variables)") is redrawn from a normal distribution of mean 0 and the tensor's own standard
+deviation, truncated at ±2σ (TensorFlow's truncated_normal; taking each tensor's own σ is
+caffe_port's choice, so that the activations keep their scale). The draws are seeded by the seed
+and, as a SeedSequence spawn key, the layer's position in ``net.params``: a layer gets the same
+random weights in both tests and in every run. A tensor whose values are all equal (σ = 0)
+keeps them.
 
 Units: "layer" makes every layer with parameters a unit; "block" (the default) groups layers by
 their name up to the last '.' or '/' (EfficientNet's ``blocks.3.expand``, ``.depthwise`` and
@@ -116,7 +118,7 @@ def reinitialised(net, layers, seed=0) -> dict:
     position = {name: k for k, name in enumerate(net.params)}
     values = {}
     for layer in layers:
-        rng = np.random.default_rng([int(seed), position[layer]])
+        rng = np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(position[layer],)))
         for blob in net.params[layer]:
             trained = net.graph.constants[blob.name]
             std = float(np.std(trained, dtype=np.float64))

@@ -25,7 +25,20 @@ ALL = ",".join(METHODS)
 
 
 def factories(names, loaded, args):
-    return {name: method_factory(name, args, **loaded.method_kwargs()) for name in names}
+    """{name: factory(net)} of the methods that can run on the loaded net; a method that cannot
+    (CAM without global average pooling) is left out with a note, as the grid does."""
+    found = {}
+    for name in names:
+        factory = method_factory(name, args, **loaded.method_kwargs())
+        try:
+            factory(loaded.net)
+        except InputError as e:
+            note(f"{name} skipped: {e}")
+            continue
+        found[name] = factory
+    if not found:
+        raise InputError(f"none of the methods ({', '.join(names)}) can run on this net")
+    return found
 
 
 def progress_bar(what, quiet):
@@ -62,19 +75,22 @@ def cmd_sanity(args):
     data = loaded.preset.preprocess(photo)
     net = loaded.net
     chosen = sanity.choose_units(sanity.units(net, args.units), args.layers)
+    methods = factories(args.method, loaded, args)
+    outputs = Outputs(args.out, args.force)
+    figures = {mode: f"{stem(args.image)}_sanity_{mode}" for mode in args.modes}
+    outputs.check_free([outputs.png_path(name) for name in figures.values()])
     update, bar = progress_bar("sanity", args.quiet)
     try:
-        result = sanity.sanity_checks(net, factories(args.method, loaded, args), data, target(args),
+        result = sanity.sanity_checks(net, methods, data, target(args),
                                       units_to_randomise=chosen, modes=args.modes, seed=args.init_seed,
                                       progress=update)
     finally:
         if bar is not None:
             bar.close()
-    displays = {name: METHODS[name].display for name in args.method}
+    displays = {name: METHODS[name].display for name in methods}
     view = loaded.preset.deprocess(data)
-    outputs = Outputs(args.out, args.force)
-    for mode in args.modes:
-        outputs.png(f"{stem(args.image)}_sanity_{mode}", sanity.figure(result, mode, displays, view))
+    for mode, name in figures.items():
+        outputs.png(name, sanity.figure(result, mode, displays, view))
     outputs.write(sys.stderr if args.json else None)
     report = result.as_json()
     report["image"] = args.image
@@ -89,9 +105,9 @@ def cmd_sanity(args):
               f"units top first)")
         names = [u.name for u in chosen]
         width = max(len(n) for n in names + ["unit"])
-        print(" " * width + "  " + "".join(f"{m[:14]:>15}" for m in args.method))
+        print(" " * width + "  " + "".join(f"{m[:14]:>15}" for m in methods))
         for k, unit in enumerate(names):
-            row = [result.results[m][mode][k].spearman_abs for m in args.method]
+            row = [result.results[m][mode][k].spearman_abs for m in methods]
             print(f"{unit:<{width}}  " + "".join(f"{v:>15.3f}" if math.isfinite(v) else f"{'—':>15}"
                                                  for v in row))
     return 0
@@ -123,9 +139,10 @@ def cmd_metrics(args):
     boxes = read_boxes_csv(args.boxes) if args.boxes else None
     loaded = Loaded(args)
     chosen = None if args.target is None else (args.target if args.target == "label" else as_class(args.target))
+    methods = factories(args.method, loaded, args)
     update, bar = progress_bar("metrics", args.quiet)
     try:
-        result = measure(items, loaded.net, loaded.preset, factories(args.method, loaded, args),
+        result = measure(items, loaded.net, loaded.preset, methods,
                          boxes=boxes, target=chosen, step=args.step,
                          deletion_baseline=args.deletion_baseline,
                          insertion_baseline=args.insertion_baseline, reduction=args.reduction,
