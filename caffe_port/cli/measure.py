@@ -70,6 +70,8 @@ def json_safe(obj):
 # --- sanity ------------------------------------------------------------------------------------------
 
 def cmd_sanity(args):
+    if args.tile < 16:
+        raise InputError(f"--tile must be at least 16 pixels, got {args.tile}")
     loaded = Loaded(args)
     photo = load_image(args.image)
     data = loaded.preset.preprocess(photo)
@@ -90,7 +92,7 @@ def cmd_sanity(args):
     displays = {name: METHODS[name].display for name in methods}
     view = loaded.preset.deprocess(data)
     for mode, name in figures.items():
-        outputs.png(name, sanity.figure(result, mode, displays, view))
+        outputs.png(name, sanity.figure(result, mode, displays, view, tile=args.tile))
     outputs.write(sys.stderr if args.json else None)
     report = result.as_json()
     report["image"] = args.image
@@ -218,6 +220,8 @@ def add_commands(sub):
     g.add_argument("--mode", dest="modes", type=mode_names, default=list(sanity.MODES),
                    metavar="MODE[,MODE]", help="cascading, independent or both (default both)")
     g.add_argument("--init-seed", type=int, default=0, help="seed of the random weights (default 0)")
+    g.add_argument("--tile", type=int, default=sanity.FIGURE_TILE, metavar="PX",
+                   help=f"the figure's tile size in pixels (default {sanity.FIGURE_TILE})")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     output_options(p, pictures=False)
     p.add_argument("--json", action="store_true", help="print the numbers as JSON (see below)")

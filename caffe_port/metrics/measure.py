@@ -26,7 +26,7 @@ import numpy as np
 from caffe_port.batch.inputs import Item, collect
 from caffe_port.errors import CaffePortError, InputError
 from caffe_port.methods.base import check_reduction, one_class, reduce_channels
-from caffe_port.metrics.perturbation import deletion, insertion
+from caffe_port.metrics.perturbation import deletion, insertion, scorer_of
 from caffe_port.metrics.pointing import TOLERANCE, PointingGame, pointing_hit
 from caffe_port.preprocess import load_image
 
@@ -138,7 +138,7 @@ def measure(inputs, net, preset, methods, *, boxes=None, target=None, step=None,
     if not methods:
         raise InputError("no methods to measure")
     built = {name: factory(net) for name, factory in methods.items()}
-    scorer = next(iter(built.values()))
+    scorer = scorer_of(next(iter(built.values())))
     if target is not None and target != LABEL:
         one_class(target, scorer.num_classes, scorer.labels)            # refused now, not per image
     settings = {"target": target, "step": step, "deletion_baseline": _describe(deletion_baseline),
@@ -164,7 +164,7 @@ def _measure_image(item, preset, methods, pointing, target, step, deletion_basel
                    insertion_baseline, reduction, tolerance):
     photo = load_image(item.path)
     data = preset.preprocess(photo)
-    scorer = next(iter(methods.values()))
+    scorer = scorer_of(next(iter(methods.values())))
     if target == LABEL:
         if item.label is None:
             raise InputError(f"{item.image}: --class label, but no list gives this image a class")

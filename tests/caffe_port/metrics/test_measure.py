@@ -8,7 +8,7 @@ import pytest
 
 from caffe_port.batch.inputs import Item
 from caffe_port.errors import InputError
-from caffe_port.methods import CAM, GuidedBackprop, Saliency
+from caffe_port.methods import CAM, GuidedBackprop, Saliency, SmoothGrad
 from caffe_port.metrics import deletion, insertion, is_hit, measure
 from caffe_port.preprocess import Preset, load_image
 from helpers import image_sets, tiny_nets
@@ -91,3 +91,11 @@ def test_refusals_before_anything_runs(net, photos, tmp_path):
         measure(photos, net, PRESET, {"saliency": Saliency}, target=7)
     with pytest.raises(InputError, match="no such file"):
         measure([str(tmp_path / "missing.png")], net, PRESET, {"saliency": Saliency})
+
+
+def test_a_wrapper_first_scores_through_the_method_it_wraps(net, photos):
+    methods = {"smoothgrad": lambda net: SmoothGrad(Saliency(net), samples=2), "saliency": Saliency}
+    result = measure(photos[:1], net, PRESET, methods, step=16)
+    assert result.images[0].error is None
+    top = int(np.argmax(Saliency(net).scores(PRESET.preprocess(load_image(photos[0])))[0]))
+    assert result.images[0].target == top
