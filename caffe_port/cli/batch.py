@@ -9,7 +9,7 @@ import argparse
 import functools
 import os
 
-from caffe_port.cli.method_table import METHODS
+from caffe_port.cli.method_table import METHODS, method_names
 from caffe_port.cli.options import (EMBEDDED, Loaded, class_options, method_options, model_options,
                                     output_options, target)
 from caffe_port.errors import InputError
@@ -27,17 +27,6 @@ DIR are refused; --force discards its earlier results and starts over. Exit stat
 when an image failed (its row says why), 2 for an error that stopped the run. docs/scale.md
 has the format, its crash safety and Ray clusters.
 """
-
-
-def method_names(text):
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in METHODS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown method {unknown[0] if unknown else text!r}; choose "
-                                         f"from {', '.join(METHODS)} (a comma list)")
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"--method names a method twice: {text}")
-    return names
 
 
 def method_specs(names, args):
