@@ -82,6 +82,11 @@ def grabcut_mask(image, saliency, *, foreground_quantile=0.95, background_quanti
     foreground = valid & (saliency >= q_fg) & ~background
     if not foreground.any():          # the top quantile tied with the bottom one
         foreground = valid & ~background
+    if not foreground.any():
+        # the bottom quantile is the maximum (a map that takes its top value on over 70 % of the
+        # pixels): the top value seeds the object, everything below it the background
+        foreground = valid & (saliency >= q_fg)
+        background = valid & ~foreground
     mask = np.full(saliency.shape, cv2.GC_PR_BGD, dtype=np.uint8)
     mask[background] = cv2.GC_BGD
     mask[foreground] = cv2.GC_FGD
@@ -94,6 +99,10 @@ def grabcut_mask(image, saliency, *, foreground_quantile=0.95, background_quanti
         small = (max(1, round(width * factor)), max(1, round(height * factor)))
         pixels = cv2.resize(pixels, small, interpolation=cv2.INTER_AREA)
         mask = cv2.resize(mask, small, interpolation=cv2.INTER_NEAREST)
+    if not (mask == cv2.GC_FGD).any() or not np.isin(mask, (cv2.GC_BGD, cv2.GC_PR_BGD)).any():
+        # seeds of a few pixels can vanish when a large photograph is shrunk for GrabCut
+        raise InputError(f"the saliency map's seeds do not survive the reduction to {mask.shape[1]}×"
+                         f"{mask.shape[0]} pixels for GrabCut: nothing to localise (raise max_side)")
     background_model = np.zeros((1, 65), np.float64)
     foreground_model = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(int(seed))
