@@ -2,7 +2,8 @@
 whether the grid shows it, and which command-line options its constructor takes.
 
 A new method is one file in caffe_port/methods and one line here: ``saliency --method`` offers
-every name, ``grid`` shows the ``grid=True`` lines in the table's order.
+every name, ``grid`` shows the ``grid=True`` lines in the table's order. A localisation recipe
+(caffe_port.methods.recipes) names its map by class; ``recipe_method`` finds its line.
 """
 from __future__ import annotations
 
@@ -75,3 +76,9 @@ def method_names(text):
     if len(set(names)) != len(names):
         raise argparse.ArgumentTypeError(f"--method names a method twice: {text}")
     return names
+
+
+def recipe_method(recipe) -> str:
+    """The name in ``METHODS`` of a localisation recipe's map (caffe_port.methods.recipes)."""
+    return next(name for name, entry in METHODS.items()
+                if entry.method is recipe.method and entry.wraps is recipe.wraps)
