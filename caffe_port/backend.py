@@ -18,7 +18,8 @@ One walk (caffe_port/walker.py) serves every device, as Caffe's ``Net::Backward`
     forget(constants) / clear()               net surgery; a reshape
 
 ``CpuBackend`` keeps numpy arrays and runs the kernels of caffe_port.kernels, with the convolution
-input diff through ONNX Runtime (caffe_port/ort_conv.py, measured faster); ``CudaBackend``
+and fully connected input diffs through ONNX Runtime (caffe_port/ort_conv.py, ort_linear.py,
+measured faster); ``CudaBackend``
 (caffe_port/cuda_backend.py) keeps device arrays. A new backend is one class with these methods.
 """
 from __future__ import annotations
@@ -26,14 +27,15 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.errors import DeviceError
-from caffe_port.kernels import conv, registry
+from caffe_port.kernels import conv, gemm, matmul, registry
 from caffe_port.ort_conv import ConvInputDiff
+from caffe_port.ort_linear import LinearInputDiff
 
 BACKWARD_DEVICES = (None, "cpu", "cuda")
 
 
 class CpuBackend:
-    """Host numpy arrays; the library kernels, and ONNX Runtime's for the convolution input diff."""
+    """Host numpy arrays; the library kernels, and ONNX Runtime's for the conv and fc input diffs."""
 
     name = "cpu"
 
@@ -42,8 +44,11 @@ class CpuBackend:
         self.graph = runtime.graph
         self.kept = {}                       # blob -> numpy array of the last forward
         self.conv_input_diff = ConvInputDiff()
-        # kernel -> a faster route to the same result (tests/caffe_port/test_ort_conv.py)
-        self.routes = {conv.conv_backward: self.conv_input_diff.backward}
+        self.linear_input_diff = LinearInputDiff()
+        # kernel -> a faster route to the same result (tests/caffe_port/test_ort_conv.py, test_ort_linear.py)
+        self.routes = {conv.conv_backward: self.conv_input_diff.backward,
+                       gemm.gemm_backward: self.linear_input_diff.gemm_backward,
+                       matmul.matmul_backward: self.linear_input_diff.matmul_backward}
 
     # --- forward ---------------------------------------------------------------------------------
 
@@ -78,8 +83,9 @@ class CpuBackend:
         self.kept = {}
 
     def forget(self, constants):
-        for weight in constants:             # the route's sessions hold copies of the weights
+        for weight in constants:             # the routes' sessions hold copies of the weights
             self.conv_input_diff.forget(weight)
+            self.linear_input_diff.forget(weight)
 
     # --- backward --------------------------------------------------------------------------------
 

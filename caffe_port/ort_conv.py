@@ -19,20 +19,16 @@ that the same input gives the same bits in every run. float64 (finite-difference
 is tested against (tests/caffe_port/test_ort_conv.py).
 
 ``ConvInputDiff`` is chosen by the CPU backend (caffe_port/backend.py) for Conv layers and owned by
-it: its sessions hold a copy of the weights, so net surgery must ``forget`` them (Net does it when
-it notices a changed weight); a weight that is garbage-collected takes its sessions with it.
+it: its sessions (``caffe_port.ort_sessions.WeightSessions``) hold a copy of the weights, so net
+surgery must ``forget`` them (Net does it when it notices a changed weight); a weight that is
+garbage-collected takes its sessions with it.
 """
 from __future__ import annotations
 
-import weakref
-
-import numba
 import numpy as np
-import onnxruntime as ort
-from onnx import helper, numpy_helper
 
 from caffe_port.kernels import conv
-from caffe_port.onnx_util import make_model
+from caffe_port.ort_sessions import WeightSessions, one_node, run_into
 
 FLIPPED_MIN_PIXELS = 100 * 100
 # ONNX Runtime's workspace for one call grows with its batch (VGG16's conv1_2 input diff at batch 8
@@ -48,8 +44,7 @@ class ConvInputDiff:
     keyed by the weight array they were built from."""
 
     def __init__(self):
-        self._sessions = {}      # (id(weight), layer key) -> InferenceSession
-        self._owners = {}        # id(weight) -> weakref to the weight (its death clears its sessions)
+        self.sessions = WeightSessions()
 
     def backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
         dy, weight = top_diff[0], bottom_data[1]
@@ -72,50 +67,16 @@ class ConvInputDiff:
 
     def forget(self, weight):
         """Drop every session built from ``weight`` (its values changed)."""
-        self._drop(id(weight))
+        self.sessions.forget(weight)
 
     def clear(self):
-        self._sessions.clear()
-        self._owners.clear()
-
-    # --- sessions ----------------------------------------------------------------------------------
-
-    def _drop(self, weight_id):
-        for key in [k for k in self._sessions if k[0] == weight_id]:
-            del self._sessions[key]
-        self._owners.pop(weight_id, None)
-
-    def _session(self, key, weight, build):
-        """The session for (weight, key), built by ``build() -> onnx.ModelProto`` on first use."""
-        wid = id(weight)
-        owner = self._owners.get(wid)
-        if owner is None or owner() is not weight:
-            self._drop(wid)
-            self._owners[wid] = weakref.ref(weight, _dropper(self, wid))
-        full_key = (wid, key)
-        if full_key not in self._sessions:
-            so = ort.SessionOptions()
-            so.log_severity_level = 4      # a refused shape is handled below (RuntimeError), not logged
-            so.intra_op_num_threads = numba.get_num_threads()
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            # no arena: one per layer would each keep its largest buffer for the life of the process
-            so.enable_cpu_mem_arena = False
-            self._sessions[full_key] = ort.InferenceSession(build().SerializeToString(), so,
-                                                            providers=["CPUExecutionProvider"])
-        return self._sessions[full_key]
+        self.sessions.clear()
 
     def _run(self, key, weight, build, x, out_shape):
         """y = model(x), x (B, …) float32, into a new (B, …) array of ``out_shape``."""
-        sess = self._session(key, weight, build)
         out = np.empty(out_shape, np.float32)
         step = max(1, CHUNK_BYTES // max(1, x[:1].nbytes + out[:1].nbytes))
-        binding = sess.io_binding()
-        for b0 in range(0, x.shape[0], step):
-            x_part, out_part = x[b0:b0 + step], out[b0:b0 + step]
-            binding.bind_cpu_input("x", x_part)
-            binding.bind_output("y", "cpu", 0, np.float32, list(out_part.shape), out_part.ctypes.data)
-            sess.run_with_iobinding(binding)
-        return out
+        return run_into(self.sessions.get(key, weight, build), x, out, step)
 
     def _input_diff(self, dy, weight, geo, C):
         """dy (B, M, OH, OW) → dX (B, C, H, W), or None where ONNX Runtime refuses the shape."""
@@ -130,28 +91,17 @@ class ConvInputDiff:
         flipped = (sh == sw == 1 and qh >= 0 and qw >= 0 and OH * OW >= FLIPPED_MIN_PIXELS
                    and min(fh, fw, eh - 1 - qh, ew - 1 - qw) >= 0)
         if flipped:
-            build = lambda: _one_node(  # noqa: E731
-                "Conv", flip_filters(weight, G, C), M, dilations=[dh, dw], group=G,
+            build = lambda: one_node(  # noqa: E731
+                "Conv", flip_filters(weight, G, C), ["B", M, None, None], dilations=[dh, dw], group=G,
                 pads=[fh, fw, eh - 1 - qh, ew - 1 - qw])
         else:
-            build = lambda: _one_node(  # noqa: E731
-                "ConvTranspose", weight, M, strides=[sh, sw], dilations=[dh, dw], group=G,
-                pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
+            build = lambda: one_node(  # noqa: E731
+                "ConvTranspose", weight, ["B", M, None, None], strides=[sh, sw], dilations=[dh, dw],
+                group=G, pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
         try:
             return self._run((key, flipped), weight, build, dy, (dy.shape[0], C, H, W))
         except RuntimeError:    # ONNX Runtime disagrees on a shape: the library kernel is the reference
             return None
-
-
-def _dropper(cache, weight_id):
-    """The callback of a weight's weakref: drop its sessions, without keeping the cache alive."""
-    cache = weakref.ref(cache)
-
-    def drop(_ref):
-        owner = cache()
-        if owner is not None:
-            owner._drop(weight_id)
-    return drop
 
 
 def flip_filters(weight, G, C):
@@ -160,10 +110,3 @@ def flip_filters(weight, G, C):
     w = weight.reshape(G, M // G, C // G, *weight.shape[2:]).transpose(0, 2, 1, 3, 4)
     return np.ascontiguousarray(w[..., ::-1, ::-1].reshape(C, M // G, *weight.shape[2:]))
 
-
-def _one_node(op_type, weight, channels, **attrs):
-    x = helper.make_tensor_value_info("x", 1, ["B", channels, None, None])
-    node = helper.make_node(op_type, ["x", "w"], ["y"], **attrs)
-    graph = helper.make_graph([node], "input_diff", [x], [helper.make_empty_tensor_value_info("y")],
-                              initializer=[numpy_helper.from_array(np.ascontiguousarray(weight), "w")])
-    return make_model(graph, 13)

@@ -10,7 +10,10 @@ import sys
 import numba
 from numba.core import event
 
-# importing caffe_port (this package's parent) has set the worker pools to sleep when idle
+from .threading_layer import prepare
+
+# before any kernel's first parallel call: the layer Numba starts then must sleep when idle
+prepare()
 
 jit = numba.njit(cache=True, nogil=True)            # serial loops: small or inherently sequential work
 pjit = numba.njit(cache=True, nogil=True, parallel=True)  # outer loop is numba.prange over independent rows

@@ -27,6 +27,9 @@ def add_arguments(parser):
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS, metavar="R",
                         help=f"timed runs after warm-up per measurement (default {DEFAULT_REPEATS})")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
+    parser.add_argument("--no-notebook", action="store_true",
+                        help="skip the notebook configuration (torch imported and used first, then "
+                             "caffe_port, in one process), measured beside the separate processes")
     parser.add_argument("--no-startup", action="store_true",
                         help="skip the import and `caffe-port saliency` timings")
     parser.add_argument("--sgemm-size", type=int, default=SGEMM_SIZE, metavar="S",
@@ -64,7 +67,7 @@ def run_from_args(args, stream=None) -> int:
         result = run_benchmark(models=_split(args.models, "models"), batches=_split(args.batch, "batch", int),
                                device=args.device, threads=args.threads, repeats=args.repeats,
                                torch=not args.no_torch, startup=not args.no_startup,
-                               sgemm_size=args.sgemm_size,
+                               sgemm_size=args.sgemm_size, notebook=not args.no_notebook,
                                log=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
     if args.json:
         print(to_json(result), file=stream)

@@ -32,12 +32,20 @@ Per configuration, in this order (inside its subprocess):
              two n×n matrices (sgemm, 2·n³ FLOPs). Interleaving puts every ratio's two sides under
              the same machine load. The warm-up round also checks that the stacked top-5 equals the
              five passes, and saves the image, the one-hot and our gradient for the peer
-5. peer      when torch is importable (CPU rows): PyTorch's forward + input gradient of the same
-             one-hot on the same graph and weights (``TorchNet``, ``torch.set_num_threads(T)``),
+5. peer      when torch is importable: PyTorch's forward + input gradient of the same one-hot on
+             the same graph and weights (``TorchNet``, ``torch.set_num_threads(T)``; on CUDA for a
+             GPU row, timed to ``torch.cuda.synchronize()``),
              R runs after a warm-up, in a subprocess of its own right after the configuration's —
              PyTorch's OpenMP workers spin between parallel regions (its fastest default), and
              beside caffe_port's Numba workers on the same cores they slowed our backward 8×, so
              each side runs with its own best threading. Its gradient is checked against ours.
+
+6. notebook  (CPU rows, when torch is importable) the same image and one-hot in one process that
+             imported torch and ran it first, then caffe_port — a PyTorch user's notebook, with
+             torch's OpenMP workers started and spinning as torch chooses: R rounds of PyTorch's
+             forward + input gradient alone before any Net exists ("torch before Net"), then a Net
+             and R rounds interleaving our forward + backward with PyTorch's. Ratios: ours against
+             PyTorch's in the same process, and PyTorch after the Net against before it
 
 FLOPs are counted from the graph (``caffe_port.bench.flops``): the input diffs of Conv, Gemm and
 MatMul layers as 2·MACs of the transposed ops, no weight gradients.
@@ -45,7 +53,8 @@ MatMul layers as 2·MACs of the transposed ops, no weight gradients.
 Threads: ``T`` (default: the cores this process may use) goes to ONNX Runtime's intra-op pool,
 ``numba.set_num_threads``, ``torch.set_num_threads``, and BLAS through OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS, MKL_NUM_THREADS … set in the subprocess's environment before import
-(and ``threadpoolctl`` when installed).
+and ``threadpoolctl`` inside it (OPENBLAS_THREAD_TIMEOUT=4 too, for the sgemm it times
+between the other measurements; not in the notebook configuration, which keeps every default).
 
 This module imports only the standard library at load time; numpy, ONNX Runtime and torch load
 inside the functions that use them.
@@ -272,20 +281,82 @@ def measure_torch(spec) -> dict:
 
     from caffe_port.bench.torch_peer import TorchNet
     torch.set_num_threads(threads)
+    # a GPU row's peer runs on CUDA: the image in, the gradient back, as ours does (and timed to
+    # the end of the device's work)
+    device = "cuda" if str(spec.get("device", "cpu")).startswith("cuda") else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"torch {torch.__version__} sees no CUDA device: install a CUDA build of torch")
     inputs = np.load(spec["peer_inputs"])
     data_name, score_blob = str(inputs["data_name"]), str(inputs["score_blob"])
-    net = TorchNet(model_source(spec["model"], **spec.get("builder_options", {})))
+    finish = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    net = TorchNet(model_source(spec["model"], **spec.get("builder_options", {})), device=device)
     samples, grad = [], None
     for r in range(repeats + 1):
         t0 = time.perf_counter()
         net.forward(**{data_name: inputs["x"]})
         grad = net.backward(**{score_blob: inputs["diff"]})[data_name]
+        finish()
         if r:
             samples.append(1e3 * (time.perf_counter() - t0))
     ours = inputs["grad"]
-    return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(),
+    return {"forward_grad_ms": summarize(samples), "threads": torch.get_num_threads(), "device": device,
             "version": torch.__version__, "omp_wait_policy": spec.get("omp_wait_policy", "default"),
             "rel_l2_vs_caffe_port": float(np.linalg.norm(grad - ours)) / (float(np.linalg.norm(grad)) or 1.0)}
+
+
+def measure_notebook(spec) -> dict:
+    """Step 6 of the module docstring: torch imported (by the worker's first line) and used before
+    caffe_port in one process; our forward+backward and PyTorch's forward+input gradient of the
+    configuration's image and one-hot, interleaved, after PyTorch alone."""
+    threads, repeats = int(spec["threads"]), int(spec["repeats"])
+    clock = time.perf_counter
+    import numpy as np
+    import torch
+    import threadpoolctl
+
+    from caffe_port.bench.torch_peer import TorchNet
+    torch.set_num_threads(threads)
+    inputs = np.load(spec["peer_inputs"])
+    data_name, score_blob = str(inputs["data_name"]), str(inputs["score_blob"])
+    x, diff = inputs["x"], inputs["diff"]
+    peer = TorchNet(model_source(spec["model"], **spec.get("builder_options", {})))
+
+    def torch_pass():
+        t0 = clock()
+        peer.forward(**{data_name: x})
+        return peer.backward(**{score_blob: diff})[data_name], clock() - t0
+
+    before = [torch_pass()[1] for _ in range(repeats + 1)][1:]
+    import numba
+
+    from caffe_port.net import Net
+    t0 = clock()
+    net = Net(model_source(spec["model"], **spec.get("builder_options", {})), device="cpu", threads=threads)
+    load_s = clock() - t0
+
+    def our_pass():
+        t0 = clock()
+        net.forward(**{data_name: x})
+        return net.backward(**{score_blob: diff})[data_name], clock() - t0
+
+    ours, theirs, first = [], [], None
+    for r in range(repeats + 1):
+        grad, seconds = our_pass()
+        peer_grad, peer_seconds = torch_pass()
+        if r:
+            ours.append(seconds)
+            theirs.append(peer_seconds)
+        else:                       # the first pass compiles or loads the kernels: apart, and checked
+            first = seconds
+            rel = float(np.linalg.norm(grad - peer_grad)) / (float(np.linalg.norm(peer_grad)) or 1.0)
+    ms = lambda values: summarize([1e3 * v for v in values])  # noqa: E731
+    pools = [{"api": p.get("internal_api"), "library": os.path.basename(p.get("filepath", "")),
+              "threads": p.get("num_threads")} for p in threadpoolctl.threadpool_info()]
+    return {"ms": {"forward_backward": ms(ours), "torch_forward_grad": ms(theirs),
+                   "torch_before_net": ms(before)},
+            "first_run_ms": 1e3 * first, "load_s": load_s, "threads": threads,
+            "torch_threads": torch.get_num_threads(), "threading_layer": numba.threading_layer(),
+            "pools": pools, "rel_l2_vs_torch": rel}
 
 
 def measure_sgemm(spec) -> dict:

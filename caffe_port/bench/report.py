@@ -1,5 +1,6 @@
-"""What ``caffe-port bench`` prints: the terminal tables of a result (time, top-5 and arithmetic
-rate, memory, start-up, optionally the per-layer profiles), and the result as JSON, saved and
+"""What ``caffe-port bench`` prints: the terminal tables of a result (time, the notebook
+configuration beside the separate processes, top-5 and arithmetic rate, memory, start-up,
+optionally the per-layer profiles), and the result as JSON, saved and
 read back (``--json``, ``--load``). Measurements and ratios only: no verdicts."""
 from __future__ import annotations
 
@@ -86,6 +87,25 @@ def format_tables(result, profile=False) -> str:
         out += ["", "Time, ms",
                 _table(["model", "batch", "device", "load avg", "ORT forward", "Net forward", "backward",
                         "fwd+bwd", "PyTorch fwd+grad", "ratio", "first run"], rows)]
+        books = [r for r in good if "ms" in (r.get("notebook") or {})]
+        if books:
+            rows = []
+            for r in books:
+                t, b, q = r["ms"], r["notebook"]["ms"], r["ratios"]
+                peer = (r.get("torch") or {}).get("forward_grad_ms")
+                rows.append(head(r) + [_cell(t["forward_backward"], _digits(t["forward_backward"])),
+                                       _cell(peer, _digits(peer)), _num(q["vs_torch"]),
+                                       _cell(b["forward_backward"], _digits(b["forward_backward"])),
+                                       _cell(b["torch_forward_grad"], _digits(b["torch_forward_grad"])),
+                                       _num(q.get("notebook_vs_torch")), _num(q.get("notebook_vs_separate")),
+                                       _cell(b["torch_before_net"], _digits(b["torch_before_net"])),
+                                       _num(q.get("torch_after_net_vs_before")),
+                                       r["notebook"].get("threading_layer") or "–"])
+            out += ["", "Separate processes, and one notebook process (torch imported and used first, "
+                        "then caffe_port; ours and PyTorch's rounds interleaved), ms",
+                    _table(["model", "batch", "device", "fwd+bwd", "PyTorch", "ratio", "notebook fwd+bwd",
+                            "notebook PyTorch", "ratio", "nb/sep", "PyTorch before Net", "after/before",
+                            "Numba layer"], rows)]
         rows = []
         for r in good:
             t, f = r["ms"], r["flops"]
@@ -121,6 +141,8 @@ def format_tables(result, profile=False) -> str:
     for r in good:
         if "error" in (r.get("torch") or {}):
             out.append(f"{_label(r)}: PyTorch peer failed: {r['torch']['error']}")
+        if "error" in (r.get("notebook") or {}):
+            out.append(f"{_label(r)}: notebook configuration failed: {r['notebook']['error']}")
     startup = result.get("startup")
     if startup and "error" not in startup:
         out += ["", f"Start-up ({startup['threads']} thread(s); load average at start "

@@ -82,8 +82,10 @@ def devices_for(choice):
 
 def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto", threads=None,
                   repeats=DEFAULT_REPEATS, torch=True, startup=True, sgemm_size=SGEMM_SIZE,
-                  builder_options=None, log=None) -> dict:
-    """Every configuration in its own subprocess, plus sgemm and (``startup``) the start-up times.
+                  builder_options=None, log=None, notebook=True) -> dict:
+    """Every configuration in its own subprocess, plus sgemm and (``startup``) the start-up times;
+    with the PyTorch peer and ``notebook``, each CPU configuration also in one process that used
+    torch first (``measure.measure_notebook``), as the row's "notebook".
 
     Returns the JSON-ready result: {"schema", "machine", "sgemm", "configs": [...], "startup",
     "torch_peer_skipped"}; a configuration that fails carries {"error": its message} instead of
@@ -115,7 +117,7 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                     f"load average {os.getloadavg()[0]:.2f})")
                 load_start = list(os.getloadavg())
                 with tempfile.TemporaryDirectory(prefix="caffe_port-bench-") as tmp:
-                    peer_inputs = os.path.join(tmp, "peer.npz") if not peer_skipped and dev == "cpu" else None
+                    peer_inputs = os.path.join(tmp, "peer.npz") if not peer_skipped else None
                     spec = {"model": model, "batch": batch, "device": dev, "threads": threads,
                             "repeats": repeats, "sgemm_size": sgemm_size, "peer_inputs": peer_inputs,
                             "builder_options": dict(builder_options or {})}
@@ -127,6 +129,11 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
                     elif peer_inputs and os.path.exists(peer_inputs):
                         log(f"  PyTorch peer, in its own process (load average {os.getloadavg()[0]:.2f})")
                         row["torch"] = run_worker("torch", spec, threads)
+                        if notebook and dev == "cpu":
+                            log(f"  notebook: torch first, then caffe_port, in one process "
+                                f"(load average {os.getloadavg()[0]:.2f})")
+                            row["notebook"] = run_worker("notebook", spec, threads)
+                            row["notebook"]["load_average"] = list(os.getloadavg())
                 result["configs"].append(row)
     add_ratios(result)
     if startup:
@@ -142,15 +149,14 @@ def run_benchmark(models=DEFAULT_MODELS, batches=DEFAULT_BATCHES, device="auto",
 
 
 def add_ratios(result):
-    """caffe_port / PyTorch (a GPU row against the CPU row's PyTorch of the same model and batch),
-    top-5 one pass / five passes, conv GFLOP/s / sgemm GFLOP/s."""
+    """caffe_port / PyTorch on the row's own device (a GPU row against PyTorch CUDA),
+    top-5 one pass / five passes, conv GFLOP/s / sgemm GFLOP/s; in the notebook process, ours /
+    PyTorch's, ours / ours in the separate process, and PyTorch after the Net / before it."""
     whole_run = (result.get("sgemm") or {}).get("gflops", {}).get("median")
-    peers = {(r["model"], r["batch"]): r["torch"]["forward_grad_ms"] for r in result["configs"]
-             if "error" not in r and r.get("torch") and "forward_grad_ms" in r["torch"]}
     for row in result["configs"]:
         if "error" in row:
             continue
-        peer = peers.get((row["model"], row["batch"]))
+        peer = (row.get("torch") or {}).get("forward_grad_ms")
         conv = row["flops"].get("conv_gflops")
         # the sgemm measured in this configuration's own rounds, under the same load
         sgemm = (row.get("sgemm") or {}).get("gflops", {}).get("median") or whole_run
@@ -161,3 +167,11 @@ def add_ratios(result):
             "backward_of_sgemm": row["flops"]["backward_gflops"] / sgemm if sgemm else None,
             "peak_over_kept": row["memory"].get("peak_over_kept"),
         }
+        book = row.get("notebook") or {}
+        if "ms" in book:
+            row["ratios"]["notebook_vs_torch"] = ratio(book["ms"]["forward_backward"],
+                                                       book["ms"]["torch_forward_grad"])
+            row["ratios"]["notebook_vs_separate"] = ratio(book["ms"]["forward_backward"],
+                                                          row["ms"]["forward_backward"])
+            row["ratios"]["torch_after_net_vs_before"] = ratio(book["ms"]["torch_forward_grad"],
+                                                               book["ms"]["torch_before_net"])

@@ -11,7 +11,8 @@ functions that build or run a graph, so this module imports without it
   function its op type has in ``TorchGraph.ops``; ``make_feeds`` turns arrays into graph inputs and
   ``input_grads`` top diffs into input gradients. A subclass may replace entries of ``ops`` (the
   test suite's float64 oracle gates the ReLU family and max pooling by the forward under test).
-* ``TorchNet(model, dtype)`` is the peer: ``forward``, ``backward``, ``input_grad``.
+* ``TorchNet(model, dtype, device)`` is the peer: ``forward``, ``backward``, ``input_grad``; on
+  ``device="cuda"`` for the GPU rows of ``caffe-port bench``.
 
 Supported ops: Conv, Gemm, MatMul, BatchNormalization (inference), MaxPool, AveragePool,
 GlobalMaxPool, GlobalAveragePool, ReduceMean, ReduceSum, LRN, Relu, LeakyRelu, PRelu, Clip,
@@ -205,7 +206,7 @@ def _avgpool(it, node, x, a):
     area = float(np.prod(kernel))
     outer = torch_pads([0] * len(kernel), extension)
     sums = pool(pad(pad(data, torch_pads(begins, ends)), outer), kernel, strides) * area
-    real = torch.ones((1, 1) + tuple(data.shape[2:]), dtype=data.dtype)
+    real = torch.ones((1, 1) + tuple(data.shape[2:]), dtype=data.dtype, device=data.device)
     counted = pad(real, torch_pads(begins, ends), value=float(a.get("count_include_pad", 0)))
     counts = pool(pad(counted, outer), kernel, strides) * area
     return [sums / counts]
@@ -320,7 +321,8 @@ def _slice(it, node, x, a):
         # the first element to that element, where Python leaves the range empty
         if step < 0 and start < -dim:
             start = 0
-        index = torch.arange(*slice(int(start), int(end), int(step)).indices(dim), dtype=torch.long)
+        index = torch.arange(*slice(int(start), int(end), int(step)).indices(dim), dtype=torch.long,
+                             device=data.device)
         data = data.index_select(axis, index)
     return [data]
 
@@ -402,7 +404,7 @@ def _dropout(it, node, x, a):
     torch = _torch()
     tops = [x[0]]
     if len(node.output) > 1:
-        tops.append(torch.ones(x[0].shape, dtype=torch.bool))
+        tops.append(torch.ones(x[0].shape, dtype=torch.bool, device=x[0].device))
     return tops
 
 
@@ -417,7 +419,7 @@ def _shape(it, node, x, a):
     torch = _torch()
     shape = list(x[0].shape)
     start, end = int(a.get("start", 0)), a.get("end")
-    return [torch.tensor(shape[start:None if end is None else int(end)], dtype=torch.long)]
+    return [torch.tensor(shape[start:None if end is None else int(end)], dtype=torch.long, device=it.device)]
 
 
 def _gather(it, node, x, a):
@@ -517,14 +519,16 @@ def resolve_dtype(dtype):
 
 
 class TorchGraph:
-    """One ONNX graph on torch tensors of ``dtype``; every node runs the function ``ops`` gives its
-    op type, f(graph, node, bottoms, attributes) → tops."""
+    """One ONNX graph on torch tensors of ``dtype`` on ``device`` (default "cpu"; "cuda" for the GPU
+    peer); every node runs the function ``ops`` gives its op type, f(graph, node, bottoms,
+    attributes) → tops."""
 
     ops = _OPS
 
-    def __init__(self, model, dtype=None):
+    def __init__(self, model, dtype=None, device=None):
         self.model = _load(model)
         self.dtype = resolve_dtype(dtype)
+        self.device = _torch().device(device or "cpu")
         self.opset = next((int(i.version) for i in self.model.opset_import if i.domain in ("", "ai.onnx")), 1)
         graph = self.model.graph
         unsupported = {}
@@ -543,7 +547,8 @@ class TorchGraph:
         torch = _torch()
         array = np.asarray(array)
         t = torch.from_numpy(np.array(array, copy=True))
-        return t.to(self.dtype) if np.issubdtype(array.dtype, np.floating) else t
+        t = t.to(self.dtype) if np.issubdtype(array.dtype, np.floating) else t
+        return t.to(self.device)
 
     def run(self, feeds: dict) -> dict:
         """Forward; returns every blob (torch tensors), constants included."""
@@ -564,7 +569,7 @@ class TorchGraph:
         for name, value in inputs.items():
             if name not in self.input_names:
                 raise KeyError(f"{name!r} is not an input of the graph (inputs: {', '.join(self.input_names)})")
-            t = self.tensor(value) if not isinstance(value, torch.Tensor) else value.to(self.dtype)
+            t = self.tensor(value) if not isinstance(value, torch.Tensor) else value.to(self.device, self.dtype)
             if requires_grad and t.is_floating_point():
                 t.requires_grad_(True)
             feeds[name] = t
@@ -580,7 +585,7 @@ class TorchGraph:
         torch = _torch()
         names = list(top_diffs)
         tops = [blobs[n] for n in names]
-        diffs = [torch.as_tensor(np.asarray(top_diffs[n])).to(self.dtype) for n in names]
+        diffs = [torch.as_tensor(np.asarray(top_diffs[n])).to(self.device, self.dtype) for n in names]
         stacked = [d.dim() == t.dim() + 1 for d, t in zip(diffs, tops)]
         for n, d, t, s in zip(names, diffs, tops, stacked):
             if tuple(d.shape[int(s):]) != tuple(t.shape):
@@ -597,8 +602,9 @@ class TorchGraph:
             results.append([torch.zeros_like(v) if g is None else g for v, g in zip(inputs, grads)])
         names_in = [n for n, v in feeds.items() if v.requires_grad]
         if k is None:
-            return {n: g.detach().numpy() for n, g in zip(names_in, results[0])}
-        return {n: torch.stack([r[j] for r in results]).detach().numpy() for j, n in enumerate(names_in)}
+            return {n: g.detach().cpu().numpy() for n, g in zip(names_in, results[0])}
+        return {n: torch.stack([r[j] for r in results]).detach().cpu().numpy()
+                for j, n in enumerate(names_in)}
 
 
 class TorchNet:
@@ -608,11 +614,12 @@ class TorchNet:
     ``blob(name)`` reads one; ``backward(**top_diffs)`` returns {input name: diff} for the last
     forward, where a top diff of shape ``(N, …)`` gives ``(N, C, H, W)`` input diffs and a stacked
     ``(K, N, …)`` one gives ``(K, N, C, H, W)`` (K backward passes over one graph).
-    dtype: None (float32), a torch dtype, or a numpy one (``"float64"``).
+    dtype: None (float32), a torch dtype, or a numpy one (``"float64"``); device: None ("cpu") or
+    a torch device ("cuda"): the weights and every blob live there, results come back as numpy.
     """
 
-    def __init__(self, model, dtype=None):
-        self.graph = TorchGraph(model, dtype)
+    def __init__(self, model, dtype=None, device=None):
+        self.graph = TorchGraph(model, dtype, device)
         self.dtype = self.graph.dtype
         self.input_names = list(self.graph.input_names)
         self.output_names = list(self.graph.output_names)
@@ -624,12 +631,12 @@ class TorchNet:
         with torch.enable_grad():
             self._feeds = self.graph.make_feeds(inputs, requires_grad=True)
             self._blobs = self.graph.run(self._feeds)
-        return {n: self._blobs[n].detach().numpy() for n in self.output_names}
+        return {n: self._blobs[n].detach().cpu().numpy() for n in self.output_names}
 
     def blob(self, name) -> np.ndarray:
         if self._blobs is None:
             raise RuntimeError("call forward() first")
-        return self._blobs[name].detach().numpy()
+        return self._blobs[name].detach().cpu().numpy()
 
     def backward(self, **top_diffs) -> dict:
         if self._blobs is None:

@@ -13,10 +13,11 @@ import subprocess
 import sys
 import tempfile
 
-from caffe_port.bench.measure import measure_config, measure_sgemm, measure_torch
-from caffe_port.bench.threads import thread_environment
+from caffe_port.bench.measure import measure_config, measure_notebook, measure_sgemm, measure_torch
+from caffe_port.bench.threads import quiet_blas_environment, thread_environment
 
-WORKERS = {"config": measure_config, "torch": measure_torch, "sgemm": measure_sgemm}
+WORKERS = {"config": measure_config, "torch": measure_torch, "sgemm": measure_sgemm,
+           "notebook": measure_notebook}
 
 
 def worker_main(argv) -> int:
@@ -35,6 +36,11 @@ def run_worker(kind, spec, threads):
     """Run ``kind`` in a fresh interpreter; returns its result, or {"error": its last line}."""
     env = thread_environment(threads)
     code = WORKER_CODE
+    if kind in ("config", "sgemm"):
+        env = quiet_blas_environment(env)
+    if kind == "notebook":
+        # a PyTorch user's process: torch first, everything at its defaults
+        code = "import torch; " + WORKER_CODE
     if kind == "torch":
         # PyTorch's own thread defaults, its fastest: no OMP_WAIT_POLICY, and torch loads before
         # caffe_port's import sets its sleep-when-idle defaults for the libraries not yet loaded

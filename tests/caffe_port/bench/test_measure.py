@@ -65,3 +65,44 @@ def test_arithmetic_of_the_columns(tiny_run):
         assert r["torch"]["rel_l2_vs_caffe_port"] < 1e-4
         # kept: lenet's backward reads the tops of relu1/2/7 and pool1/2's bottoms (for the switches)
         assert r["memory"]["kept_blobs"] >= 3 and r["memory"]["kept_mb"] > 0
+
+
+def test_the_notebook_configuration(tiny_run):
+    """One process that used torch first, then caffe_port: its numbers beside the separate ones,
+    R interleaved rounds of each side after R of PyTorch alone, the same gradient as PyTorch's,
+    and the ratios' arithmetic. No timing is asserted."""
+    result, _, log = tiny_run
+    r = next(r for r in result["configs"] if "error" not in r)
+    book = r["notebook"]
+    assert set(book["ms"]) == {"forward_backward", "torch_forward_grad", "torch_before_net"}
+    assert all(s["n"] == result["repeats"] for s in book["ms"].values())
+    assert book["threads"] == book["torch_threads"] == 1
+    assert book["threading_layer"] in ("tbb", "omp", "workqueue") and len(book["load_average"]) == 3
+    # what threadpoolctl saw loaded in that process: torch's OpenMP among them
+    assert any(p["api"] == "openmp" for p in book["pools"])
+    assert book["rel_l2_vs_torch"] < 1e-4
+    ratios = r["ratios"]
+    assert ratios["notebook_vs_torch"] == pytest.approx(
+        book["ms"]["forward_backward"]["median"] / book["ms"]["torch_forward_grad"]["median"], rel=1e-12)
+    assert ratios["notebook_vs_separate"] == pytest.approx(
+        book["ms"]["forward_backward"]["median"] / r["ms"]["forward_backward"]["median"], rel=1e-12)
+    assert ratios["torch_after_net_vs_before"] == pytest.approx(
+        book["ms"]["torch_forward_grad"]["median"] / book["ms"]["torch_before_net"]["median"], rel=1e-12)
+    assert "notebook: torch first, then caffe_port, in one process" in log
+
+
+def test_the_notebook_worker_imports_torch_before_caffe_port(tmp_path, monkeypatch):
+    """The worker's first line imports torch: by the time caffe_port's Net exists, torch's own
+    libgomp is loaded (a notebook's order), and the Net's threads still run on a layer that is
+    not torch's OpenMP."""
+    from caffe_port.bench import workers
+    seen = {}
+    real_run = workers.subprocess.run
+
+    def spy(cmd, **kwargs):
+        seen["code"] = cmd[2]
+        return real_run(cmd, **kwargs)
+    monkeypatch.setattr(workers.subprocess, "run", spy)
+    workers.run_worker("notebook", {"model": "no-such-model", "threads": 1, "repeats": 1,
+                                    "peer_inputs": str(tmp_path / "none.npz")}, 1)
+    assert seen["code"].startswith("import torch; ")

@@ -18,6 +18,9 @@ def test_tables_of_a_saved_run(tiny_run):
         assert column in text, column
     assert "free_size.onnx batch 2 cpu: failed" in text
     assert "Backward profile: lenet batch 2 cpu" in text
+    assert "one notebook process (torch imported and used first" in text
+    for column in ("notebook fwd+bwd", "notebook PyTorch", "nb/sep", "PyTorch before Net", "after/before"):
+        assert column in text, column
     assert "PyTorch peer" not in text                # it ran, and did not fail
     assert "Targets" not in text                     # measurements and ratios, no verdicts
 

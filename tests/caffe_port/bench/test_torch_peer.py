@@ -74,3 +74,37 @@ def test_slice_clamps_as_onnxruntime(starts, ends, axes, steps):
     got = TorchNet(model).forward(x=x)["y0"]
     assert got.shape == expected.shape
     np.testing.assert_array_equal(got, expected)
+
+
+def _branchy_peer_inputs():
+    from caffe_port.models import builders
+    model = builders.BUILDERS["googlenet"](width=0.125, input_size=64)
+    x = np.random.default_rng(5).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    return model, x
+
+
+def test_the_device_holds_every_weight():
+    """device="cpu" (the default) puts the weights there and returns numpy; the GPU peer is the
+    same code with device="cuda" (test_cuda_peer_equals_the_cpu_peer, on a machine with one)."""
+    model, x = _branchy_peer_inputs()
+    peer = TorchNet(model, device="cpu")
+    assert {str(t.device) for t in peer.graph.params.values()} == {"cpu"}
+    out = peer.forward(data=x)
+    assert all(isinstance(v, np.ndarray) for v in out.values())
+
+
+def test_cuda_peer_equals_the_cpu_peer():
+    """GoogLeNet's parts (inception concats, max and average pools, LRN) on CUDA: the same logits
+    and input gradient as on the CPU, to float32 rounding (cuDNN's sums: rtol 1e-3 of the largest)."""
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA build of torch and a GPU (tools/gpu_check.sh runs it there)")
+    model, x = _branchy_peer_inputs()
+    cpu, gpu = TorchNet(model), TorchNet(model, device="cuda")
+    score = cpu.output_names[0]
+    out_cpu, out_gpu = cpu.forward(data=x)[score], gpu.forward(data=x)[score]
+    np.testing.assert_allclose(out_gpu, out_cpu, rtol=0, atol=1e-3 * np.abs(out_cpu).max())
+    g = np.zeros_like(out_cpu)
+    g[:, 3] = 1
+    grad_cpu, grad_gpu = cpu.backward(**{score: g})["data"], gpu.backward(**{score: g})["data"]
+    np.testing.assert_allclose(grad_gpu, grad_cpu, rtol=0, atol=1e-3 * np.abs(grad_cpu).max())

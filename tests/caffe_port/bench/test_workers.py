@@ -1,4 +1,6 @@
 """A measurement in a fresh interpreter: its JSON comes back, or its error's last line."""
+import pytest
+
 from caffe_port.bench.workers import run_worker
 
 
@@ -14,3 +16,12 @@ def test_a_failing_measurement_gives_its_last_line():
     assert set(result) == {"error"}
     assert "no-such-model" in result["error"] and "\n" not in result["error"]
 
+
+def test_the_cuda_peer_without_a_cuda_torch_is_one_line():
+    """A GPU row's PyTorch peer runs on CUDA; a torch that sees no device says so, in one line."""
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this torch sees a CUDA device")
+    result = run_worker("torch", {"model": "lenet", "device": "cuda", "threads": 1, "repeats": 1,
+                                  "peer_inputs": "unused.npz"}, 1)
+    assert set(result) == {"error"} and "sees no CUDA device" in result["error"]
