@@ -21,6 +21,7 @@ from caffe_port.batch.store import INDEX, Store
 from caffe_port.batch.worker import EMBEDDED, MethodSpec, Settings
 from caffe_port.errors import InputError
 from caffe_port.methods import Saliency
+from caffe_port.methods.recipes import recipe as get_recipe
 from caffe_port.preprocess import preset as get_preset
 
 ENGINES = ("local", "ray")
@@ -42,7 +43,7 @@ def method_specs(methods):
 
 
 def run(inputs, out, *, model=EMBEDDED, weights=None, preset=None, methods=None, target=None,
-        top_k=None, localize=False, batch_size=16, workers=None, engine="local", ray_address=None,
+        top_k=None, localize=False, recipe="paper", keep_maps=True, batch_size=16, workers=None, engine="local", ray_address=None,
         actors=None, device="auto", threads=None, score_blob=None, labels=None, force=False,
         progress=True, report=False, net=None, stream=None):
     """Explain every image of ``inputs`` into the folder ``out``; returns the index table.
@@ -53,7 +54,9 @@ def run(inputs, out, *, model=EMBEDDED, weights=None, preset=None, methods=None,
               models must say)
     methods:  see ``method_specs`` (default: Saliency)
     target, top_k: the classes (``target="label"``: each image's ground truth, from its list)
-    localize: a GrabCut box (Simonyan et al. §3.1) for each (H, W) map
+    localize: a box for each (H, W) map, by ``recipe``'s segmentation (caffe_port.methods.recipes;
+              "paper": GrabCut, Simonyan et al. §3.1)
+    keep_maps: write each map's .npy (False: the rows only, ``map`` null)
     engine:   "local", "ray", or a callable making the engine from the Settings
               (``functools.partial(RayEngine, actors=4)``)
     force:    discard what ``out`` holds and start over (required when the settings differ)
@@ -71,10 +74,12 @@ def run(inputs, out, *, model=EMBEDDED, weights=None, preset=None, methods=None,
     settings = Settings(model=model, preset=get_preset(preset), methods=specs, weights=weights,
                         target=target, top_k=top_k, localize=bool(localize), score_blob=score_blob,
                         labels=None if labels is None else tuple(labels), device=device,
-                        threads=threads, batch_size=batch_size)
+                        threads=threads, batch_size=batch_size, recipe=get_recipe(recipe).name,
+                        keep_maps=bool(keep_maps))
     items = collect(inputs)
     stream = stream or sys.stderr
-    with Store(out, settings.fingerprint(), [s.name for s in specs], force=force) as store:
+    with Store(out, settings.fingerprint(), [s.name for s in specs], force=force,
+               keep_maps=settings.keep_maps) as store:
         if isinstance(engine, str):
             engine = make_engine(engine, settings, net=net, workers=workers, ray_address=ray_address,
                                  actors=actors)

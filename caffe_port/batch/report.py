@@ -1,10 +1,11 @@
 """DIR/report.html: a static page of a batch folder, opened from disk (no server, nothing fetched).
 
-Per image: the photograph, each map over it (signed images as themselves) with its GrabCut box,
-the classes with their scores and probabilities, the status and the seconds it took; a summary
-at the top (images, failures, the most frequent top classes, throughput). The rows are data in
-the page (JSON) drawn by a few lines of script: sortable by clicking a column's head, filterable
-by class (index or name), by a least score and by status, a page of PAGE images at a time.
+Per image: the photograph, each map over it (signed images as themselves) with its box (the
+photograph alone under the box when the run kept no maps), the classes with their scores and
+probabilities, the status and the seconds it took; a summary at the top (images, failures, the
+most frequent top classes, throughput). The rows are data in the page (JSON) drawn by a few
+lines of script: sortable by clicking a column's head, filterable by class (index or name), by a
+least score and by status, a page of PAGE images at a time.
 
 The pictures are JPEG thumbnails under DIR/report/ (the maps' shards), written atomically; a
 thumbnail already there is kept, so a report after a rerun draws only the new images.
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from caffe_port import render
-from caffe_port.batch.store import OK, REPORT, REPORT_FILES, SETTINGS, image_id
+from caffe_port.batch.store import OK, REPORT, REPORT_FILES, SETTINGS, image_id, map_name
 from caffe_port.errors import InputError
 from caffe_port.preprocess import load_image
 
@@ -48,7 +49,9 @@ def _thumbnail(directory, name, make):
 
 
 def _map_picture(photo, saliency_map, box, channel_order):
-    if saliency_map.ndim == 3:
+    if saliency_map is None:                # a run that kept no maps: the box on the photograph
+        picture = photo
+    elif saliency_map.ndim == 3:
         picture = render.signed(saliency_map, channel_order, PERCENTILE)["all"]
     else:
         picture = render.overlay(photo, saliency_map, percentile=PERCENTILE)
@@ -79,8 +82,9 @@ def image_records(directory, table, channel_order="RGB"):
                 digest = image_id(path)
                 record["photo"] = _thumbnail(directory, f"{digest[:3]}/{digest}_photo", the_photo)
                 for row in rows:
-                    saliency_map = np.load(os.path.join(directory, row["map"]))
-                    picture = _thumbnail(directory, os.path.splitext(row["map"])[0].replace("maps/", "", 1),
+                    name = row["map"] or map_name(path, row["method"], row["class"])
+                    saliency_map = np.load(os.path.join(directory, row["map"])) if row["map"] else None
+                    picture = _thumbnail(directory, os.path.splitext(name)[0].replace("maps/", "", 1),
                                          lambda: _map_picture(the_photo(), saliency_map, row["box"], channel_order))
                     record["maps"].append({"method": row["method"], "rank": row["rank"], "class": row["class"],
                                            "name": row["name"], "score": row["score"], "prob": row["prob"],

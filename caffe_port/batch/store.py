@@ -12,6 +12,8 @@ the index, written so that a run killed at any moment loses nothing it committed
     DIR/index.parquet           every row, one per image × method × class: the parts compacted
     DIR/.lock                   held (flock) while a run writes: one writer at a time
     DIR/report.html, report/    --report's page and thumbnails (report.py)
+    DIR/evaluation.parquet      ``caffe-port evaluate``'s rows: boxes scored against ground truth
+                                (caffe_port.evaluation), rewritten by each evaluation
 
 **Commit protocol** (``Store.commit``, one batch at a time, single writer):
 
@@ -64,6 +66,7 @@ MAPS = "maps"
 LOCK = ".lock"
 REPORT = "report.html"                # --report's page (report.py)
 REPORT_FILES = "report"               # and its thumbnails
+EVALUATION = "evaluation.parquet"     # caffe-port evaluate's rows (caffe_port.evaluation)
 TRASH = ".discarded"
 TEMPORARY = ".caffe_port-*.tmp"       # render.write_bytes's temporary names
 FORMAT = 1
@@ -79,7 +82,7 @@ SCHEMA = pa.schema([
     ("score", pa.float64()),          # S_c, pre-softmax
     ("prob", pa.float64()),           # softmax at c
     ("label", pa.int64()),            # ground truth, from a list
-    ("map", pa.string()),             # the .npy, relative to DIR
+    ("map", pa.string()),             # the .npy, relative to DIR (null: maps not kept)
     ("box", pa.list_(pa.int32(), 4)),   # x0, y0, x1, y1 half-open, photograph pixels
     ("status", pa.string()),          # "ok" or the one-line error
     ("seconds", pa.float64()),        # the image's: decode … maps and boxes
@@ -131,11 +134,13 @@ class Store:
     fingerprint: the run's settings (JSON values)
     methods:     the method names, for the rows of an image that failed (one per method)
     force:       discard an earlier run's results (its settings may differ) and start over
+    keep_maps:   write the maps (False: rows only, their ``map`` null)
     """
 
-    def __init__(self, directory, fingerprint, methods, force=False):
+    def __init__(self, directory, fingerprint, methods, force=False, keep_maps=True):
         self.directory = os.fspath(directory)
         self.methods = tuple(methods)
+        self.keep_maps = bool(keep_maps)
         self._lock = None
         self.fingerprint = {"format": FORMAT, **fingerprint}
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
@@ -161,7 +166,7 @@ class Store:
         """A folder that holds files and no batch.json is someone else's: not a file is added."""
         if not os.path.isdir(self.directory) or os.path.exists(self._path(SETTINGS)):
             return
-        ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, REPORT, REPORT_FILES}
+        ours = {SETTINGS, INDEX, PARTS, MAPS, LOCK, TRASH, REPORT, REPORT_FILES, EVALUATION}
         foreign = sorted(name for name in os.listdir(self.directory) if name not in ours)
         if foreign:
             raise InputError(f"--out {self.directory}: is not empty and not a caffe-port batch "
@@ -211,7 +216,7 @@ class Store:
         replaced, then they are deleted; a kill in between leaves a folder that opens cleanly."""
         trash = self._path(TRASH)
         os.makedirs(trash, exist_ok=True)
-        for name in (INDEX, PARTS, MAPS, REPORT, REPORT_FILES):
+        for name in (INDEX, PARTS, MAPS, REPORT, REPORT_FILES, EVALUATION):
             if os.path.exists(self._path(name)):
                 os.replace(self._path(name), os.path.join(trash, name))
         write_bytes(self._path(SETTINGS), json.dumps(self.fingerprint, indent=1).encode(), force=True)
@@ -252,12 +257,14 @@ class Store:
         return read_index(self.directory)
 
     def done(self):
-        """The resolved paths of the images whose latest rows are ok and whose maps all exist."""
+        """The resolved paths of the images whose latest rows are ok and whose maps all exist
+        (when maps are kept)."""
         table = self.table()
         bad = set()
         for path, status, map_file in zip(table.column("path").to_pylist(), table.column("status").to_pylist(),
                                           table.column("map").to_pylist()):
-            if status != OK or map_file is None or not os.path.exists(self._path(map_file)):
+            lost = self.keep_maps and (map_file is None or not os.path.exists(self._path(map_file)))
+            if status != OK or lost:
                 bad.add(path)
         return set(table.column("path").to_pylist()) - bad
 
@@ -294,13 +301,15 @@ class Store:
             return [{**common, "method": name, "status": result.error} for name in self.methods]
         rows = []
         for row in result.rows:
-            relative = map_name(item.path, row.method, row.class_index)
-            target = self._path(relative)
-            folder = os.path.dirname(target)
-            if folder not in self._made:
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
-            writes.append((target, npy_bytes(row.saliency_map)))
+            relative = None
+            if row.saliency_map is not None:
+                relative = map_name(item.path, row.method, row.class_index)
+                target = self._path(relative)
+                folder = os.path.dirname(target)
+                if folder not in self._made:
+                    os.makedirs(folder, exist_ok=True)
+                    self._made.add(folder)
+                writes.append((target, npy_bytes(row.saliency_map)))
             rows.append({**common, "method": row.method, "rank": row.rank, "class": row.class_index,
                          "name": row.name, "score": row.score, "prob": row.prob, "map": relative,
                          "box": None if row.box is None else list(row.box), "status": OK})

@@ -29,7 +29,8 @@ import numpy as np
 from caffe_port.batch.inputs import Item
 from caffe_port.errors import CaffePortError, InputError
 from caffe_port.methods.base import HeldForward, Method, one_class, resolve_targets
-from caffe_port.methods.localize import localize_from_saliency
+from caffe_port.methods.recipes import DEFAULT as DEFAULT_RECIPE
+from caffe_port.methods.recipes import recipe as get_recipe
 from caffe_port.models.efficientnet_lite import weights_path
 from caffe_port.net import Net
 from caffe_port.preprocess import Preset, load_image
@@ -57,7 +58,10 @@ class Settings:
     methods:    MethodSpecs, in the order rows are written
     target:     None (the top class), a class index or name, or "label" (each image's ground truth)
     top_k:      the k best classes instead of ``target``
-    localize:   GrabCut boxes (Simonyan et al. §3.1) from each (H, W) map
+    localize:   boxes from each (H, W) map, by ``recipe``'s segmentation
+    recipe:     a caffe_port.methods.recipes name: its segmentation makes the boxes (default
+                "paper": GrabCut, Simonyan et al. §3.1)
+    keep_maps:  write each map's .npy (False: only the rows, for boxes and scores)
     batch_size: images per forward (a net with a fixed batch size uses its own)
     """
     model: object
@@ -72,6 +76,8 @@ class Settings:
     device: str = "auto"
     threads: int | None = None
     batch_size: int = 16
+    recipe: str = DEFAULT_RECIPE
+    keep_maps: bool = True
 
     def fingerprint(self) -> dict:
         """What decides the rows and maps (JSON values): the model's bytes, the pre-processing,
@@ -84,7 +90,11 @@ class Settings:
                             for m in self.methods],
                 "target": _plain(self.target), "top_k": self.top_k, "localize": bool(self.localize),
                 "score_blob": self.score_blob,
-                "labels": None if self.labels is None else _digest("\n".join(self.labels).encode())}
+                "labels": None if self.labels is None else _digest("\n".join(self.labels).encode()),
+                # named only where they differ from the defaults, so that folders written before
+                # they existed resume
+                **({"recipe": self.recipe} if self.localize and self.recipe != DEFAULT_RECIPE else {}),
+                **({"keep_maps": False} if not self.keep_maps else {})}
 
 
 def _plain(value):
@@ -143,7 +153,7 @@ class MapRow:
     name: str
     score: float                        # S_c, the pre-softmax score
     prob: float                         # softmax of the scores at c
-    saliency_map: np.ndarray            # (H, W) or (C, H, W) float32
+    saliency_map: np.ndarray | None     # (H, W) or (C, H, W) float32; None when maps are not kept
     box: tuple | None = None            # (x0, y0, x1, y1), half-open, when localising
 
 
@@ -211,6 +221,7 @@ class Worker:
         self.scorer = Method(net, **common)
         self.batch_size = self.scorer.batch_size
         self.methods = [(spec.name, spec.factory(net, **common)) for spec in settings.methods]
+        self.segment = get_recipe(settings.recipe).segment
         self._pool = ThreadPoolExecutor(settings.threads or os.cpu_count() or 1,
                                         thread_name_prefix="caffe-port-maps")
         if settings.top_k is not None and not 1 <= settings.top_k <= self.scorer.num_classes:
@@ -276,17 +287,17 @@ class Worker:
                 if covered is not None and saliency_map.ndim == 2:
                     box = self._box(d.photo, saliency_map, covered)
                 rows.append(MapRow(name, k + 1, c, self.scorer.class_name(c), float(chosen.scores[k, n]),
-                                   float(probs[n, c]), saliency_map, box))
+                                   float(probs[n, c]), saliency_map if self.settings.keep_maps else None,
+                                   box))
         seconds = d.seconds + shared_seconds + (time.perf_counter() - t0)
         return ImageResult(d.item, rows, None, d.photo.shape[:2], seconds)
 
     def close(self):
         self._pool.shutdown(wait=True)
 
-    @staticmethod
-    def _box(photo, saliency_map, covered):
+    def _box(self, photo, saliency_map, covered):
         try:
-            _, box = localize_from_saliency(photo, saliency_map, valid=covered)
+            _, box = self.segment(photo, saliency_map, valid=covered)
         except InputError:          # a constant map where the net looked: nothing to localise
             return None
         return None if box is None else tuple(int(v) for v in box)

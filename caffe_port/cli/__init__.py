@@ -4,6 +4,8 @@ The parser is put together here from the command groups, each module adding its 
 
     maps.py          classify, saliency, classmodel, localize, grid, demo
     batch.py         batch (caffe_port.batch: a whole image set, resumable)
+    evaluate.py      evaluate (caffe_port.evaluation: localisation error by the ILSVRC rule)
+    measure.py       sanity, metrics (caffe_port.sanity, caffe_port.metrics: measuring maps)
     model_tools.py   info, convert
     teaching.py      gradcheck, trace
     benchmark.py     bench
@@ -30,7 +32,7 @@ import sys
 os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
 
 from caffe_port import __version__
-from caffe_port.cli import batch, benchmark, maps, model_tools, teaching
+from caffe_port.cli import batch, benchmark, evaluate, maps, measure, model_tools, teaching
 from caffe_port.errors import CaffePortError
 
 DESCRIPTION = """\
@@ -51,7 +53,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"caffe_port {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for group in (maps, batch, model_tools, teaching, benchmark):
+    for group in (maps, batch, evaluate, measure, model_tools, teaching, benchmark):
         group.add_commands(sub)
     return parser
 

@@ -12,12 +12,13 @@ import time
 import numpy as np
 
 from caffe_port import render
-from caffe_port.cli.method_table import GRID, METHODS, build_method
+from caffe_port.cli.method_table import GRID, METHODS, build_method, recipe_method
 from caffe_port.cli.options import (Loaded, as_class, check_top_k, class_options, method_options,
-                                    model_options, output_options, target)
+                                    model_options, output_options, recipe_option, target)
 from caffe_port.cli.outputs import Outputs, note, short_name, stem
 from caffe_port.errors import InputError
 from caffe_port.methods import ClassModel, Localizer, Saliency
+from caffe_port.methods.recipes import recipe
 from caffe_port.preprocess import load_image
 
 SAMPLE_IMAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
@@ -75,7 +76,8 @@ def cmd_saliency(args):
 def cmd_localize(args):
     loaded = Loaded(args)
     photo = load_image(args.image)
-    localizer = Localizer(Saliency(loaded.net, **loaded.method_kwargs()), loaded.preset)
+    chosen = recipe(args.recipe)
+    localizer = chosen.localizer(build_method(recipe_method(chosen), loaded, args), loaded.preset)
     results = localizer.localize(photo, target=target(args), top_k=args.top_k)
     boxes = [{"class": r.class_index, "name": short_name(r.class_name), "score": r.score,
               "box": None if r.box is None else [int(v) for v in r.box]} for r in results]
@@ -213,8 +215,11 @@ def add_commands(sub):
     p.set_defaults(func=cmd_classmodel)
 
     p = sub.add_parser("localize", help="weakly supervised localisation (Simonyan et al. §3.1)",
-                       description="Saliency -> GrabCut colour models -> largest component -> box.")
+                       description="Saliency -> GrabCut colour models -> largest component -> box "
+                                   "(the paper's recipe; --recipe chooses another map or segmentation).")
     p.add_argument("image")
+    recipe_option(p)
+    method_options(p)
     model_options(p)
     class_options(p)
     output_options(p)

@@ -4,6 +4,7 @@
                          commands that read photographs --preset --mean --std --scale
                          --channel-order --resize --layout
     class_options(p)     --class --top-k
+    recipe_option(g)     --recipe, the localisation recipe (caffe_port.methods.recipes)
     method_options(p)    --layer --samples --noise --steps --seed (what the methods' constructors take)
     output_options(p)    --percentile (commands that draw maps) --out --force
     Loaded(args)         the Net, its Preset and labels, as those options ask
@@ -19,6 +20,8 @@ from caffe_port.cli.outputs import note
 from caffe_port.errors import InputError
 from caffe_port.layout import LAYOUTS, input_layout, rescaling_layer
 from caffe_port.methods import find_input_blob
+from caffe_port.methods.recipes import DEFAULT as DEFAULT_RECIPE
+from caffe_port.methods.recipes import RECIPES
 from caffe_port.models.caffe_io import read_blobproto
 from caffe_port.net import Net
 from caffe_port.preprocess import CHANNELS, metadata_changes, preset
@@ -84,6 +87,12 @@ def method_options(p):
     g.add_argument("--noise", type=float, default=0.15, help="SmoothGrad: sigma as a fraction of the range")
     g.add_argument("--steps", type=int, default=50, help="Integrated Gradients: steps (default 50)")
     g.add_argument("--seed", type=int, default=0)
+
+
+def recipe_option(g, default=DEFAULT_RECIPE):
+    g.add_argument("--recipe", default=default, choices=tuple(RECIPES), metavar="R",
+                   help="the localisation recipe: " + "; ".join(f"{name}: {r.summary}" for name, r in RECIPES.items())
+                        + f" (default {DEFAULT_RECIPE})")
 
 
 def output_options(p, pictures=True):

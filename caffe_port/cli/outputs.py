@@ -43,20 +43,29 @@ class Outputs:
         self.items = []
 
     def png(self, name, picture):
-        self.items.append(("png", os.path.join(self.directory, name + ".png"), picture))
+        self.items.append(("png", self.png_path(name), picture))
 
     def npy(self, name, array):
         self.items.append(("npy", os.path.join(self.directory, name + ".npy"), array))
+
+    def png_path(self, name):
+        return os.path.join(self.directory, name + ".png")
+
+    def check_free(self, paths):
+        """InputError naming the first of ``paths`` that exists, unless --force: a command that
+        computes for minutes asks before it starts."""
+        if self.force:
+            return
+        existing = [path for path in paths if os.path.exists(path)]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise InputError(f"{existing[0]} exists{more}; pass --force to overwrite")
 
     def write(self, stream=None):
         """Write every file (paths printed on ``stream``, stdout by default: stderr when stdout
         carries JSON)."""
         ensure_directory(self.directory)
-        if not self.force:
-            existing = [path for _, path, _ in self.items if os.path.exists(path)]
-            if existing:
-                more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-                raise InputError(f"{existing[0]} exists{more}; pass --force to overwrite")
+        self.check_free([path for _, path, _ in self.items])
         for kind, path, value in self.items:
             (write_png if kind == "png" else write_npy)(path, value, force=self.force)
             print(path, file=stream or sys.stdout)

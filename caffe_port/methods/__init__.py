@@ -10,6 +10,7 @@
     IntegratedGradients(net, steps=50)                   Sundararajan et al.  (N, C, H, W)
     ClassModel(net, preset).generate("goose")            Simonyan et al. §2
     Localizer(net, preset).localize(photo, top_k=5)      Simonyan et al. §3.1
+    recipe("cam-threshold").localizer(net, preset)       other maps and segmentations (recipes.py)
 
 ``data`` is the (N, C, H, W) input blob (``caffe_port.preprocess`` makes it from photographs).
 Every method but ClassModel is an ``Attribution``: ``attribute`` is written once (base.py) and
@@ -25,7 +26,9 @@ from caffe_port.methods.deconvnet import Deconvnet
 from caffe_port.methods.gradcam import GradCAM, GuidedGradCAM, last_spatial_blob
 from caffe_port.methods.guided import GuidedBackprop
 from caffe_port.methods.integrated_gradients import IntegratedGradients
-from caffe_port.methods.localize import Localization, Localizer, grabcut_mask, localize_from_saliency
+from caffe_port.methods.localize import (Localization, Localizer, grabcut_mask, localize_by_threshold,
+                                         localize_from_saliency, threshold_mask)
+from caffe_port.methods.recipes import RECIPES, Recipe, recipe
 from caffe_port.methods.saliency import Saliency
 from caffe_port.methods.smoothgrad import SmoothGrad
 
@@ -33,4 +36,5 @@ __all__ = ["Attribution", "Method", "GradientMethod", "Wrapper", "Targets", "as_
            "find_score_blob", "find_input_blob", "reduce_channels", "resolve_targets", "Saliency",
            "Deconvnet", "GuidedBackprop", "CAMFamily", "CAM", "cam_structure", "upsample", "GradCAM",
            "GuidedGradCAM", "last_spatial_blob", "SmoothGrad", "IntegratedGradients", "ClassModel",
-           "ClassModelResult", "Localizer", "Localization", "grabcut_mask", "localize_from_saliency"]
+           "ClassModelResult", "Localizer", "Localization", "grabcut_mask", "localize_from_saliency",
+           "threshold_mask", "localize_by_threshold", "Recipe", "RECIPES", "recipe"]

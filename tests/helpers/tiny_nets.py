@@ -7,12 +7,17 @@ from caffe_port import Net
 from caffe_port.onnx_util import initializer, make_model, tensor_value_info
 
 
-def net(nodes, inits, input_shape, outputs, opset=13):
-    """A Net of ``nodes`` on one input "data" of ``input_shape``, ``inits`` its weights."""
+def model(nodes, inits, input_shape, outputs, opset=13):
+    """The ONNX model of ``nodes`` on one input "data" of ``input_shape``, ``inits`` its weights."""
     graph = helper.make_graph(nodes, "tiny", [tensor_value_info("data", input_shape)],
                               [helper.make_empty_tensor_value_info(o) for o in outputs],
                               initializer=[initializer(k, np.asarray(v, np.float32)) for k, v in inits.items()])
-    return Net(make_model(graph, opset), device="cpu")
+    return make_model(graph, opset)
+
+
+def net(nodes, inits, input_shape, outputs, opset=13):
+    """A Net of ``nodes`` on one input "data" of ``input_shape``, ``inits`` its weights."""
+    return Net(model(nodes, inits, input_shape, outputs, opset), device="cpu")
 
 
 def relu_linear(weights, bias, shape, softmax=True, relu=True):
@@ -70,6 +75,11 @@ def conv_pool_fc(classes=5, seed=0, fc_w=None, channels=4, conv_bias=0.1):
 def conv_gap_fc(classes=4, seed=0, channels=5, shape=(3, 9, 8)):
     """data → Conv 3×3 pad 1 → Relu → Conv 3×3 stride 2 "conv2" → Relu "features" →
     GlobalAveragePool → Flatten → Gemm "score" → Softmax; random weights (CAM-ready, spatial)."""
+    return Net(conv_gap_fc_model(classes, seed, channels, shape), device="cpu")
+
+
+def conv_gap_fc_model(classes=4, seed=0, channels=5, shape=(3, 9, 8)):
+    """The ONNX model of ``conv_gap_fc``."""
     rng = np.random.default_rng(seed)
     c0 = shape[0]
     inits = {"w1": rng.standard_normal((6, c0, 3, 3)) * 0.4, "b1": rng.standard_normal(6) * 0.1 + 0.1,
@@ -83,4 +93,4 @@ def conv_gap_fc(classes=4, seed=0, channels=5, shape=(3, 9, 8)):
              helper.make_node("Flatten", ["gap"], ["flat"], name="flat"),
              helper.make_node("Gemm", ["flat", "fw", "fb"], ["score"], name="score", transB=1),
              helper.make_node("Softmax", ["score"], ["prob"], name="prob", axis=1)]
-    return net(nodes, inits, ("N",) + tuple(shape), ["prob"])
+    return model(nodes, inits, ("N",) + tuple(shape), ["prob"])
