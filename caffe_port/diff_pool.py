@@ -21,11 +21,15 @@ writes), as caffe_port/walker.py runs it:
 * a second diff arriving at a blob (two readers, Caffe's split) gets a slot for its layer only:
   the walk adds it into the first one there;
 * nothing that leaves the walk is in the buffer: the diffs it returns (``keep``) and the slots
-  they would live in get fresh arrays; the caller's own diffs are the caller's memory.
+  they would live in get fresh arrays; the caller's own diffs are the caller's memory;
+* a layer whose kernel declares ``out_overlaps_top`` (the convolution input diff, which writes its
+  images in order, each after reading its top diff) and whose bottom diff is as large as its one
+  private top diff gets its slot laid over that top diff's, one image before it: VGG16's conv1_2
+  then needs its top diff and one image more, not twice it (at batch 8, 115 MB instead of 205).
 
 Slots are placed largest first, each at the lowest offset free for its whole lifetime (the greedy
 interval colouring of inference engines' tensor planners), so a chain of layers needs about its
-largest pair of adjacent diffs, not their sum. The buffer is the walk's (``memory``): made when
+largest pair of adjacent diffs, not their sum (slots laid over each other are placed as one). The buffer is the walk's (``memory``): made when
 it starts, gone when it ends, so that the forward that follows has the memory back (a buffer kept
 from one walk to the next, as Caffe keeps its diffs, saved its first-touch page faults but stood
 beside the next forward's transient tensors: VGG16's second pass peaked 400 MB higher).
@@ -37,7 +41,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from onnx import helper
 
+from caffe_port.memory import return_freed_heap
+
 ALIGN = 64          # bytes: each slot starts on a cache line
+TRIM_BYTES = 64 << 20   # a buffer this large is mapped fresh: the heap's free pages go back first
 
 
 @dataclass(eq=False)          # identity: two slots of one shape are still two slots
@@ -47,10 +54,19 @@ class Slot:
     start: int                      # the walk step (layer run) that writes it
     end: int                        # the last step that reads a diff living in it
     offset: int = 0
+    region: "Slot" = None           # the first slot of its chain of slots laid over each other
+    rel: int = 0                    # its start in bytes from the region's first slot's
+
+    def __post_init__(self):
+        self.region = self.region or self
 
     @property
     def nbytes(self) -> int:
-        return -(-int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize // ALIGN) * ALIGN
+        return _aligned(int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize)
+
+
+def _aligned(n):
+    return -(-n // ALIGN) * ALIGN
 
 
 @dataclass
@@ -87,15 +103,18 @@ def plan(graph, nodes, injected, shapes, keep, controls_of, in_place) -> Plan:
         if not graph.has_kernel(node):       # the walker stops here with the op refused
             return NO_PLAN
         declared = controls_of(node.op_type)
+        private = all(not d.caller for d in tops) and not any(o in keep for o in node.outputs if o in live)
         # the walker lets a kernel run in place over tops that are the walk's alone
-        runs_in_place = in_place and "in_place" in declared and all(
-            not d.caller for d in tops) and not any(o in keep for o in node.outputs if o in live)
+        runs_in_place = in_place and "in_place" in declared and private
         writes_out = "out" in declared and not runs_in_place
+        over = _under_top(node, live, tops, keep, shapes, k) if private and "out_overlaps_top" in declared else None
         given = [None] * len(node.inputs)
         for i, name in enumerate(node.inputs):
             if not name or name in graph.constants or not graph.propagate_down[node.name][i]:
                 continue
             slot = _slot(graph, name, shapes, k, step) if writes_out and name not in keep else None
+            if slot is not None and i == 0 and over is not None and name not in live:
+                _lay_over(slot, over, shapes[node.outputs[0]])
             if name in live:                 # a second reader's diff: added into the first at once
                 given[i] = slot
             elif slot is not None:
@@ -123,6 +142,31 @@ def plan(graph, nodes, injected, shapes, keep, controls_of, in_place) -> Plan:
     return Plan(layers, _place([s for s in slots if id(s) not in returned]))
 
 
+def _under_top(node, live, tops, keep, shapes, k):
+    """The slot of a layer's one top diff, when the layer may write its first bottom diff laid
+    over it (``out_overlaps_top``): that slot holds nothing else alive, and the bottom diff is as
+    large as the top diff (a 3×3 convolution keeping its channels: VGG16's conv1_2). A smaller
+    one could be laid over too, but a chain of slots moves as one, and one that outlives the
+    large diff it lies on holds the bytes beside it: VGG16's conv2 chain under pool1 took 34 MB
+    more at batch 8 than the conv2_1 diff on its own."""
+    if len(tops) != 1 or len(tops[0].slots) != 1 or not node.inputs:
+        return None
+    (top,) = tops[0].slots
+    name = next(o for o in node.outputs if o in live)
+    if any(top in d.slots for other, d in live.items() if other != name):
+        return None
+    bottom, top_shape = shapes.get(node.inputs[0]), shapes.get(name)
+    if bottom is None or top_shape is None or int(np.prod(bottom[1:])) != int(np.prod(top_shape[1:])):
+        return None
+    return top
+
+
+def _lay_over(slot, top, top_shape):
+    """Place ``slot`` over ``top``, one image's diff (rounded up to a cache line) before it."""
+    lead = _aligned(int(np.prod(slot.shape[2:], dtype=np.int64)) * slot.dtype.itemsize)
+    slot.region, slot.rel = top.region, top.rel - lead
+
+
 def _slot(graph, name, shapes, k, step):
     shape = shapes.get(name)
     if shape is None or any(not isinstance(d, (int, np.integer)) for d in shape):
@@ -133,19 +177,41 @@ def _slot(graph, name, shapes, k, step):
     return Slot((k,) + tuple(int(d) for d in shape), dtype, step, step)
 
 
+@dataclass(eq=False)
+class _Region:
+    """Slots laid over each other, placed as one: their bytes and their lifetimes' union."""
+    members: list
+    first: int = 0
+    nbytes: int = 0
+    start: int = 0
+    end: int = 0
+    offset: int = 0
+
+    def __post_init__(self):
+        self.first = min(s.rel for s in self.members)
+        self.nbytes = max(s.rel + s.nbytes for s in self.members) - self.first
+        self.start = min(s.start for s in self.members)
+        self.end = max(s.end for s in self.members)
+
+
 def _place(slots) -> int:
-    """Offsets, largest slot first, each at the lowest offset where no slot already placed whose
-    lifetime overlaps its own is in the way. Returns the bytes needed."""
+    """Offsets, largest region first, each at the lowest offset where no region already placed
+    whose lifetime overlaps its own is in the way. Returns the bytes needed."""
+    chains = {}
+    for s in slots:
+        chains.setdefault(id(s.region), []).append(s)
     placed, size = [], 0
-    for s in sorted(slots, key=lambda s: (-s.nbytes, s.start)):
+    for r in sorted((_Region(m) for m in chains.values()), key=lambda r: (-r.nbytes, r.start)):
         offset = 0
-        for other in sorted((p for p in placed if p.start <= s.end and s.start <= p.end), key=lambda p: p.offset):
-            if offset + s.nbytes <= other.offset:
+        for other in sorted((p for p in placed if p.start <= r.end and r.start <= p.end), key=lambda p: p.offset):
+            if offset + r.nbytes <= other.offset:
                 break
             offset = max(offset, other.offset + other.nbytes)
-        s.offset = offset
-        placed.append(s)
-        size = max(size, offset + s.nbytes)
+        r.offset = offset
+        for s in r.members:
+            s.offset = offset + s.rel - r.first
+        placed.append(r)
+        size = max(size, offset + r.nbytes)
     return size
 
 
@@ -154,6 +220,8 @@ def memory(layout: Plan) -> dict:
     views of one new buffer, which goes when the walk lets go of its diffs."""
     if not layout.size:
         return {}
+    if layout.size >= TRIM_BYTES:
+        return_freed_heap()
     buffer = np.empty(layout.size + ALIGN, np.uint8)
     base = -buffer.ctypes.data % ALIGN
 

@@ -61,6 +61,13 @@ def walk(graph, nodes, backend, data, injected, shapes, rule="backprop", keep=()
                         bottom_shapes=tuple(shapes.get(i) for i in node.inputs),
                         top_shapes=tuple(shapes.get(o) for o in node.outputs))
         out = memory.get(node.name)
+        if out is not None and out[0] is not None and top_diff[0] is not None and \
+                backend.shares_memory(out[0], top_diff[0]):
+            # laid over its top diff by the plan (a convolution's input diff): only if no one
+            # else holds that diff now, else into memory of the kernel's own
+            over = _private(backend, node.outputs[0], top_diff[0], diffs, given, keep)
+            controls["out_overlaps_top"] = over
+            out = out if over else [None] + list(out[1:])
         if out is not None:
             controls["out"] = tuple(out)
         if "in_place" in op.controls:

@@ -34,6 +34,13 @@ writes its layers: a pair of plain functions over numpy arrays,
                       writes the whole diff there and returns that array. A kernel declaring
                       ``out`` returns, for every input, that memory or a fresh array — a view of
                       ``top_diff`` only when it runs ``in_place`` (never given ``out`` then)
+      out_overlaps_top
+                      True when ``out[0]`` is laid over ``top_diff[0]``: it starts at least one
+                      image's bottom diff before it, one image's bottom diff being no larger than
+                      one image's top diff, and nothing else holds ``top_diff``. The walk does
+                      this only for a kernel that declares it, which writes the images (the
+                      K·N rows) in order, each after reading its top diff (a convolution's input
+                      diff reads a window of the top diff, so it cannot run in place)
 
 The same entry finds the kernel on the device: ``caffe_port.kernels.cuda.<module>`` holds
 ``<name>_backward`` with the same contract over device arrays (``Op.cuda_backward``), or has none,
@@ -58,7 +65,7 @@ from typing import Callable, Sequence, Union
 import numpy as np
 
 Positions = Union[Sequence[int], Callable[[Sequence[bool]], Sequence[int]], str]
-CONTROLS = ("rule", "propagate_down", "bottom_shapes", "top_shapes", "in_place", "out")
+CONTROLS = ("rule", "propagate_down", "bottom_shapes", "top_shapes", "in_place", "out", "out_overlaps_top")
 
 
 @dataclass(frozen=True)

@@ -83,19 +83,24 @@ def test_no_two_live_slots_share_bytes(name):
     for i, a in enumerate(slots):
         assert a.offset % diff_pool.ALIGN == 0 and a.offset + a.nbytes <= layout.size
         for b in slots[i + 1:]:
-            if a.start <= b.end and b.start <= a.end:
-                assert a.offset + a.nbytes <= b.offset or b.offset + b.nbytes <= a.offset, (a, b)
+            if a.start <= b.end and b.start <= a.end and \
+                    not (a.offset + a.nbytes <= b.offset or b.offset + b.nbytes <= a.offset):
+                # only a diff laid over the top diff its layer reads, from one image before it
+                top, over = (a, b) if a.start < b.start else (b, a)
+                image = over.nbytes // (over.shape[0] * over.shape[1])
+                assert over.start == top.end and over.offset + image <= top.offset, (a, b)
 
 
 def test_a_chain_needs_its_largest_adjacent_pair():
-    """VGG16's diffs grow towards the image: conv1_2's top and bottom diffs, both (N, 64, H, W),
-    are the largest two alive at once; every other pair fits in their bytes."""
+    """VGG16's diffs grow towards the image. The largest two alive at once would be conv1_2's top
+    and bottom diffs, both (N, 64, H, W), but the bottom one is laid over the top one from one
+    image before it; the most then is pool1's diff beside relu1_2's and that one image."""
     net = Net(NETS["vgg16"](), device="cpu")
     layout, shapes = _plan(net, batch=2)
     largest = 4 * int(np.prod(shapes["conv1_2"]))
-    assert layout.size == 2 * largest
+    assert layout.size == largest + largest // 2 + 4 * int(np.prod(shapes["pool1"]))
     total = sum(s.nbytes for given in layout.layers.values() for s in given if s is not None)
-    assert total > 2 * layout.size        # the sum of all slots: what fresh arrays would take
+    assert total > 2.5 * layout.size      # the sum of all slots: what fresh arrays would take
 
 
 def test_kept_blobs_get_no_slot():
@@ -127,3 +132,51 @@ def test_returned_diffs_are_not_in_the_buffer():
     assert handed
     for name, d in result.items():
         assert not any(np.shares_memory(d, a) for a in handed), name
+
+
+def test_convolutions_laid_over_their_top_diffs(monkeypatch):
+    """VGG16's 3×3 convolutions that keep their channels write their input diff over the top diff
+    they read (out_overlaps_top), one image at a time: the same bits as into memory of their own."""
+    from caffe_port import ort_conv
+    seen = []
+    route = ort_conv.ConvInputDiff.backward
+
+    def recording(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes,
+                  out=None, out_overlaps_top=False):
+        seen.append(out_overlaps_top)
+        return route(self, top_diff, bottom_data, top_data, attrs, propagate_down=propagate_down,
+                     bottom_shapes=bottom_shapes, out=out, out_overlaps_top=out_overlaps_top)
+
+    monkeypatch.setattr(ort_conv.ConvInputDiff, "backward", recording)
+    pooled, plain = _nets("vgg16")
+    x = _image(pooled, 3, seed=4)
+    for net in (pooled, plain):
+        net.forward(data=x)
+    top = np.ones((2,) + tuple(pooled.blobs["fc8"].shape), np.float32)
+    seen.clear()
+    got = pooled.backward(fc8=top)["data"]
+    assert sum(seen) >= 5           # conv1_2, conv2_2, conv3_2, conv3_3, conv4_2 …
+    np.testing.assert_array_equal(got, plain.backward(fc8=top)["data"])
+
+
+def test_the_heap_goes_back_before_a_large_buffer(monkeypatch):
+    """A buffer of TRIM_BYTES or more is mapped fresh: the heap's free pages are handed back first
+    (once per walk), and a smaller one does without."""
+    trims = []
+    monkeypatch.setattr(diff_pool, "return_freed_heap", lambda: trims.append(1))
+    net = Net(NETS["vgg16"](), device="cpu")
+    x = _image(net, 2)
+    net.forward(data=x)
+    top = np.ones(tuple(net.blobs["fc8"].shape), np.float32)
+    net.backward(fc8=top)
+    assert trims == []
+    monkeypatch.setattr(diff_pool, "TRIM_BYTES", 1)
+    net.backward(fc8=top)
+    assert trims == [1]
+
+
+def test_returning_the_heap_is_harmless():
+    from caffe_port.memory import return_freed_heap
+    kept = np.arange(1 << 20, dtype=np.float32)
+    return_freed_heap()
+    assert kept[-1] == (1 << 20) - 1
