@@ -12,6 +12,8 @@ One walk (caffe_port/walker.py) serves every device, as Caffe's ``Net::Backward`
                                               hold, or None where the backend keeps it elsewhere
     has(name) / host_copy(name)               a kept tensor, and a numpy copy of it for the user
     values(data)                              the per-walk view: name -> array as the kernels take it
+    diff_memory(graph, nodes, …)              memory for a walk's diffs, laid out before it runs
+                                              ({} where the kernels allocate their own)
     backward(op_type, top_diff, …, controls)  run the op's backward kernel (or a faster route)
     upload / add / accumulate / to_host       diffs: in, summed, out
     shares_memory(a, b)                       whether a diff is private (in-place ReLU)
@@ -19,13 +21,15 @@ One walk (caffe_port/walker.py) serves every device, as Caffe's ``Net::Backward`
 
 ``CpuBackend`` keeps numpy arrays and runs the kernels of caffe_port.kernels, with the convolution
 and fully connected input diffs through ONNX Runtime (caffe_port/ort_conv.py, ort_linear.py,
-measured faster); ``CudaBackend``
+measured faster), and the walk's diffs in one buffer planned from the graph (caffe_port/diff_pool.py);
+``CudaBackend``
 (caffe_port/cuda_backend.py) keeps device arrays. A new backend is one class with these methods.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from caffe_port import diff_pool
 from caffe_port.errors import DeviceError
 from caffe_port.kernels import conv, gemm, matmul, registry
 from caffe_port.ort_conv import ConvInputDiff
@@ -92,10 +96,20 @@ class CpuBackend:
     def values(self, data):
         return _Values(self.graph, lambda name: data.get(name, self.kept.get(name)))
 
-    def backward(self, op_type, top_diff, bottom_data, top_data, attrs, controls):
+    def kernel(self, op_type):
+        """The function that runs ``op_type``'s backward here: the library kernel or its route."""
         kernel = registry.REGISTRY[op_type].backward_kernel
-        kernel = self.routes.get(kernel, kernel)
-        return registry.call(kernel, top_diff, bottom_data, top_data, attrs, **controls)
+        return self.routes.get(kernel, kernel)
+
+    def diff_memory(self, graph, nodes, injected, shapes, keep, in_place):
+        """node name -> [array or None per input]: where each layer of the walk writes its bottom
+        diffs: one buffer for the walk, laid out from the graph (caffe_port/diff_pool.py)."""
+        layout = diff_pool.plan(graph, nodes, injected, shapes, keep,
+                                lambda op_type: registry.controls_of(self.kernel(op_type)), in_place)
+        return diff_pool.memory(layout)
+
+    def backward(self, op_type, top_diff, bottom_data, top_data, attrs, controls):
+        return registry.call(self.kernel(op_type), top_diff, bottom_data, top_data, attrs, **controls)
 
     @staticmethod
     def upload(diff):

@@ -104,6 +104,11 @@ class CudaBackend:
     def values(self, data):
         return _DeviceValues(self, data)
 
+    @staticmethod
+    def diff_memory(graph, nodes, injected, shapes, keep, in_place):
+        """The device kernels allocate their diffs (Numba's memory manager pools them)."""
+        return {}
+
     def backward(self, op_type, top_diff, bottom_data, top_data, attrs, controls):
         op = registry.REGISTRY[op_type]
         kernel = op.cuda_backward()

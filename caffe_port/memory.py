@@ -14,6 +14,7 @@ What is available is the least of three limits, each where it applies:
 """
 from __future__ import annotations
 
+import ctypes
 import math
 import resource
 
@@ -90,3 +91,19 @@ def check_fits(need, what, advice=""):
     if have is not None and need > have:
         raise MemoryLimitError(f"{what} needs about {gib(need)} but only {gib(have)} of memory is "
                                f"available{': ' + advice if advice else ''}")
+
+
+def return_freed_heap():
+    """Hand the heap pages that are free back to the OS (glibc's ``malloc_trim``; nothing elsewhere).
+
+    A buffer of many megabytes is mapped fresh by glibc rather than carved from the heap, so the
+    heap's freed pages (the forward's transient tensors) would stay resident beside it: VGG16 at
+    batch 8 held 94 MB of them under its 200 MB diff buffer. The trim costs 4–13 ms there, against
+    a backward of 2 s; it is made only before such a buffer."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):     # not glibc (musl, macOS): nothing to hand back this way
+        return
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)

@@ -18,6 +18,12 @@ that the same input gives the same bits in every run. float64 (finite-difference
 3-D convolutions and weight diffs take the library kernel, which is also the reference this route
 is tested against (tests/caffe_port/test_ort_conv.py).
 
+Laid over its top diff (``out_overlaps_top``: the walk's buffer, caffe_port/diff_pool.py, starts
+the input diff one image before the top diff it replaces), the images run one call each, in order:
+each image's input diff then ends before the next top diff image still to be read, so a chain of
+convolutions (VGG16's conv1_2, 98 MB of diff at batch 8) needs one image more than its top diff,
+not twice it. (ONNX Runtime refuses a shape at the first call, before anything is written.)
+
 ``ConvInputDiff`` is chosen by the CPU backend (caffe_port/backend.py) for Conv layers and owned by
 it: its sessions (``caffe_port.ort_sessions.WeightSessions``) hold a copy of the weights, so net
 surgery must ``forget`` them (Net does it when it notices a changed weight); a weight that is
@@ -28,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.kernels import conv
+from caffe_port.kernels.registry import out_array
 from caffe_port.ort_sessions import WeightSessions, one_node, run_into
 
 FLIPPED_MIN_PIXELS = 100 * 100
@@ -46,7 +53,8 @@ class ConvInputDiff:
     def __init__(self):
         self.sessions = WeightSessions()
 
-    def backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    def backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None,
+                 out_overlaps_top=False):
         dy, weight = top_diff[0], bottom_data[1]
         x_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else bottom_data[0].shape
         rest = list(propagate_down)
@@ -57,12 +65,17 @@ class ConvInputDiff:
             bottom_diff = conv.conv_backward(top_diff, bottom_data, top_data, attrs,
                                              propagate_down=rest, bottom_shapes=bottom_shapes)
             geo = conv.Geometry(x_shape, weight.shape, attrs)
-            dx = self._input_diff(np.ascontiguousarray(dy).reshape((-1,) + dy.shape[2:]),
-                                  weight.astype(np.float32, copy=False), geo, x_shape[1])
+            memory = out_array(out, 0, (dy.shape[0],) + x_shape, np.float32)
+            rows = np.ascontiguousarray(dy).reshape((-1,) + dy.shape[2:])
+            behind = _rows_behind(memory, rows, out_overlaps_top)
+            if behind == 0:          # over a top diff that is not ours to overwrite
+                memory = np.empty_like(memory)
+            dx = self._input_diff(rows, weight.astype(np.float32, copy=False), geo, x_shape[1],
+                                  memory.reshape((-1,) + x_shape[1:]), behind)
         if dx is None:
             return conv.conv_backward(top_diff, bottom_data, top_data, attrs,
                                       propagate_down=propagate_down, bottom_shapes=bottom_shapes)
-        bottom_diff[0] = dx.reshape((dy.shape[0],) + x_shape)
+        bottom_diff[0] = memory
         return bottom_diff
 
     def forget(self, weight):
@@ -72,14 +85,14 @@ class ConvInputDiff:
     def clear(self):
         self.sessions.clear()
 
-    def _run(self, key, weight, build, x, out_shape):
-        """y = model(x), x (B, …) float32, into a new (B, …) array of ``out_shape``."""
-        out = np.empty(out_shape, np.float32)
+    def _run(self, key, weight, build, x, out, most=None):
+        """out (B, …) float32 ← model(x), x (B, …) float32, at most ``most`` rows a call."""
         step = max(1, CHUNK_BYTES // max(1, x[:1].nbytes + out[:1].nbytes))
-        return run_into(self.sessions.get(key, weight, build), x, out, step)
+        return run_into(self.sessions.get(key, weight, build), x, out, min(step, most or step))
 
-    def _input_diff(self, dy, weight, geo, C):
-        """dy (B, M, OH, OW) → dX (B, C, H, W), or None where ONNX Runtime refuses the shape."""
+    def _input_diff(self, dy, weight, geo, C, dx, most=None):
+        """dx (B, C, H, W) ← dX of dy (B, M, OH, OW), at most ``most`` images a call (in order);
+        None where ONNX Runtime refuses the shape."""
         (_, kh, kw), (_, sh, sw), (_, dh, dw) = geo.kernel, geo.strides, geo.dilations
         (_, ph, pw), (_, H, W), (_, OH, OW) = geo.begin, geo.spatial, geo.out
         M, G = weight.shape[0], geo.group
@@ -99,9 +112,22 @@ class ConvInputDiff:
                 "ConvTranspose", weight, ["B", M, None, None], strides=[sh, sw], dilations=[dh, dw],
                 group=G, pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
         try:
-            return self._run((key, flipped), weight, build, dy, (dy.shape[0], C, H, W))
+            return self._run((key, flipped), weight, build, dy, dx, most)
         except RuntimeError:    # ONNX Runtime disagrees on a shape: the library kernel is the reference
             return None
+
+
+def _rows_behind(memory, rows, laid_over):
+    """None when ``memory`` and the top diff ``rows`` do not overlap; else how many images of
+    the diff may be written at a time, in order, without reaching a row not yet read — 0 when it
+    may not be written over at all (not ``laid_over``, or not laid out as the contract says)."""
+    if not np.may_share_memory(memory, rows):
+        return None
+    lead = rows.ctypes.data - memory.ctypes.data       # bytes from the diff's start to the top's
+    image = memory.nbytes // rows.shape[0]
+    if not laid_over or image > rows[0].nbytes or lead < image:
+        return 0
+    return lead // image
 
 
 def flip_filters(weight, G, C):

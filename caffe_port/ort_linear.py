@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from caffe_port.kernels import gemm, matmul
+from caffe_port.kernels.registry import out_array
 from caffe_port.ort_sessions import WeightSessions, one_node, run_into
 
 
@@ -35,7 +36,7 @@ class LinearInputDiff:
     def __init__(self):
         self.sessions = WeightSessions()
 
-    def gemm_backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    def gemm_backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None):
         dy, b = top_diff[0], bottom_data[1]
         asked = list(propagate_down) + [False] * 3
         if not _routable(dy, b, asked):
@@ -47,7 +48,10 @@ class LinearInputDiff:
         K, M, N = dy.shape
         trans_b = bool(attrs.get("transB", 0))
         weight = b if trans_b else b.T                  # op(B)ᵀ, (N, P)
-        d = self._times(("Gemm", trans_b), b, weight, dy.reshape(K * M, N))
+        trans_a = bool(attrs.get("transA", 0))
+        memory = None if trans_a or bottom_shapes[0] is None else \
+            out_array(out, 0, (K,) + tuple(bottom_shapes[0]), np.float32)
+        d = self._times(("Gemm", trans_b), b, weight, dy.reshape(K * M, N), memory)
         if d is None:
             return gemm.gemm_backward(top_diff, bottom_data, top_data, attrs,
                                       propagate_down=propagate_down, bottom_shapes=bottom_shapes)
@@ -55,18 +59,19 @@ class LinearInputDiff:
         alpha = np.float32(attrs.get("alpha", 1.0))
         if alpha != 1:
             d *= alpha
-        if attrs.get("transA", 0):
+        if trans_a:
             d = np.ascontiguousarray(d.transpose(0, 2, 1))
         bottom_diff[0] = d
         return bottom_diff
 
-    def matmul_backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+    def matmul_backward(self, top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None):
         dy, b = top_diff[0], bottom_data[1]
         asked = list(propagate_down) + [False, False]
         d = None
         if _routable(dy, b, asked):
             a_shape = tuple(bottom_shapes[0]) if bottom_data[0] is None else bottom_data[0].shape
-            d = self._times(("MatMul",), b, b.T, dy.reshape(-1, b.shape[1]))
+            memory = out_array(out, 0, (dy.shape[0],) + tuple(a_shape), np.float32)
+            d = self._times(("MatMul",), b, b.T, dy.reshape(-1, b.shape[1]), memory)
         if d is None:
             return matmul.matmul_backward(top_diff, bottom_data, top_data, attrs,
                                           propagate_down=propagate_down, bottom_shapes=bottom_shapes)
@@ -79,16 +84,19 @@ class LinearInputDiff:
     def clear(self):
         self.sessions.clear()
 
-    def _times(self, key, owner, weight, rows):
+    def _times(self, key, owner, weight, rows, memory=None):
         """rows (R, N) float32 @ weight (N, P) in a session keyed by ``owner`` (the graph's array),
-        or None where ONNX Runtime refuses the shapes (the library kernel then says why)."""
+        written into ``memory`` (R·P floats) when given; None where ONNX Runtime refuses the
+        shapes (the library kernel then says why)."""
         n, p = weight.shape
         if rows.shape[1] != n:
             return None
         build = lambda: one_node("MatMul", weight, [None, n])  # noqa: E731
+        result = np.empty((rows.shape[0], p), np.float32) if memory is None or memory.size != rows.shape[0] * p \
+            else memory.reshape(rows.shape[0], p)
         try:
             session = self.sessions.get(key + (n, p), owner, build)
-            return run_into(session, np.ascontiguousarray(rows), np.empty((rows.shape[0], p), np.float32))
+            return run_into(session, np.ascontiguousarray(rows), result)
         except RuntimeError:
             return None
 

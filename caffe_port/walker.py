@@ -11,7 +11,9 @@ Every diff carries a leading K axis: K stacked diffs share one forward pass.
 
 Where the arrays live, which kernel runs for an op and how two diffs add is the backend's
 business (caffe_port/backend.py: host numpy arrays, or CUDA device arrays), as Caffe's
-``Backward_cpu`` / ``Backward_gpu`` share one ``Net::Backward``.
+``Backward_cpu`` / ``Backward_gpu`` share one ``Net::Backward``; so is where a layer writes its
+bottom diffs (the host backend lays the walk's diffs out in one buffer before it runs,
+caffe_port/diff_pool.py, and hands each kernel its ``out`` memory).
 """
 from __future__ import annotations
 
@@ -41,6 +43,8 @@ def walk(graph, nodes, backend, data, injected, shapes, rule="backprop", keep=()
     given = tuple(diffs.values())        # the caller's memory (the CPU backend does not copy it)
     owned = set()                        # accumulators this walk allocated: safe to add into
     keep = set(keep)
+    # where each layer writes its bottom diffs: the backend's pool, laid out for this walk
+    memory = backend.diff_memory(graph, nodes, injected, shapes, keep, in_place)
     for node in reversed(nodes):
         top_diff = [diffs.get(o) if o else None for o in node.outputs]
         if all(d is None for d in top_diff) or not graph.needs_backward(node):
@@ -56,10 +60,20 @@ def walk(graph, nodes, backend, data, injected, shapes, rule="backprop", keep=()
         controls = dict(rule=rule, propagate_down=propagate_down,
                         bottom_shapes=tuple(shapes.get(i) for i in node.inputs),
                         top_shapes=tuple(shapes.get(o) for o in node.outputs))
+        out = memory.get(node.name)
+        if out is not None and out[0] is not None and top_diff[0] is not None and \
+                backend.shares_memory(out[0], top_diff[0]):
+            # laid over its top diff by the plan (a convolution's input diff): only if no one
+            # else holds that diff now, else into memory of the kernel's own
+            over = _private(backend, node.outputs[0], top_diff[0], diffs, given, keep)
+            controls["out_overlaps_top"] = over
+            out = out if over else [None] + list(out[1:])
+        if out is not None:
+            controls["out"] = tuple(out)
         if "in_place" in op.controls:
             # Caffe runs ReLU in place; a kernel here may too, writing its bottom diff over its top
-            # diff, when nothing else can see that memory
-            controls["in_place"] = in_place and all(
+            # diff, when nothing else can see that memory (and the walk gave it none of its own)
+            controls["in_place"] = in_place and out is None and all(
                 d is None or _private(backend, name, d, diffs, given, keep)
                 for name, d in zip(node.outputs, top_diff))
         bottom_diff = backend.backward(node.op_type, top_diff, bottom_data, top_data,
@@ -69,17 +83,25 @@ def walk(graph, nodes, backend, data, injected, shapes, rule="backprop", keep=()
         for name in node.outputs:       # each top's diff has now been used by its only writer
             if name not in keep:
                 diffs.pop(name, None)
-        for name, d in zip(node.inputs, bottom_diff):
+        for k, (name, d) in enumerate(zip(node.inputs, bottom_diff)):
             if d is None or not name or name in graph.constants:
                 continue
             if name not in diffs:
                 diffs[name] = d
+                if out is not None and _is(d, out[k]):   # the walk's own memory: safe to add into
+                    owned.add(name)
             elif name in owned:
                 backend.accumulate(diffs[name], d)
             else:                           # never add into memory a kernel may share (a view)
                 diffs[name] = backend.add(diffs[name], d)
                 owned.add(name)
     return {name: backend.to_host(diffs[name]) for name in keep if name in diffs}
+
+
+def _is(diff, memory):
+    """Whether ``diff`` is the array ``memory`` (the same bytes, the same shape)."""
+    return memory is not None and diff.shape == memory.shape and \
+        diff.__array_interface__["data"][0] == memory.__array_interface__["data"][0]
 
 
 def _private(backend, name, diff, diffs, given, keep):

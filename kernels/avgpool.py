@@ -31,6 +31,7 @@ GlobalAveragePool: top = mean over all spatial positions, bottom_diff = top_diff
 import numpy as np
 
 from .jit import pjit, prange
+from .registry import out_array
 from .maxpool import pool_window, window_taps
 
 
@@ -90,13 +91,14 @@ def avgpool_forward(bottom_data, attrs):
     return [top.reshape(bottom.shape[:2] + window.out)]
 
 
-def avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes, top_shapes):
+def avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes, top_shapes, out=None):
     bottom_shape, top_shape = tuple(bottom_shapes[0]), tuple(top_shapes[0])
     g = top_diff[0]
     _, in3, out3, dil3, start, lo, hi, divisor = pool_tables(attrs, bottom_shape, top_shape, g.dtype)
     k, planes = g.shape[0], bottom_shape[0] * bottom_shape[1]
     g = np.ascontiguousarray(g).reshape(k, planes, -1)
-    bottom_diff = np.zeros((k, planes) + in3, g.dtype)
+    bottom_diff = out_array(out, 0, (k,) + bottom_shape, g.dtype).reshape((k, planes) + in3)
+    bottom_diff[...] = 0
     _average_backward(g, out3, dil3, start, lo, hi, divisor, bottom_diff)
     return [bottom_diff.reshape((k,) + bottom_shape)]
 
@@ -106,10 +108,12 @@ def global_avgpool_forward(bottom_data, attrs):
     return [np.mean(bottom, axis=tuple(range(2, bottom.ndim)), keepdims=True, dtype=bottom.dtype)]
 
 
-def global_avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes):
+def global_avgpool_backward(top_diff, bottom_data, top_data, attrs, *, bottom_shapes, out=None):
     bottom_shape = tuple(bottom_shapes[0])
     g = top_diff[0]
     size = g.dtype.type(int(np.prod(bottom_shape[2:])))
     # a copy, not ascontiguousarray: over a 1×1 map the broadcast is already contiguous, and the
     # read-only view it is would reach an in-place ReLU below
-    return [np.broadcast_to(g / size, g.shape[:1] + bottom_shape).copy()]
+    bottom_diff = out_array(out, 0, g.shape[:1] + bottom_shape, g.dtype)
+    np.copyto(bottom_diff, np.broadcast_to(g / size, bottom_diff.shape))
+    return [bottom_diff]

@@ -15,20 +15,32 @@ it in place; dtypes follow top_diff (float32 stays float32).
 """
 import numpy as np
 
+from .registry import out_array
 
-def reduce_to(diff, shape, copy=False):
+
+def reduce_to(diff, shape, copy=False, into=None):
     """(K, *top_shape) → (K, *shape): sum over the axes that broadcasting stretched.
 
     ``copy``: when nothing is summed the result would be ``diff`` itself; copy it then, so a diff
     handed to one operand is never the same memory as top_diff or another operand's diff.
+    ``into``: the walk's memory for the result (the ``out`` control), or None.
     """
     shape = tuple(shape)
     lead = diff.ndim - 1 - len(shape)          # axes numpy prepended to the operand
     stretched = tuple(range(1, 1 + lead)) + tuple(
         1 + lead + i for i, s in enumerate(shape) if s == 1 and diff.shape[1 + lead + i] != 1)
+    target = (diff.shape[0],) + shape
+    memory = None if into is None else out_array([into], 0, target, diff.dtype)
     if stretched:
-        return diff.sum(axis=stretched).reshape((diff.shape[0],) + shape)
-    out = diff.reshape((diff.shape[0],) + shape)
+        if memory is None:
+            return diff.sum(axis=stretched).reshape(target)
+        kept = tuple(n for i, n in enumerate(diff.shape) if i not in stretched)
+        np.sum(diff, axis=stretched, out=memory.reshape(kept))
+        return memory
+    out = diff.reshape(target)
+    if memory is not None:
+        np.copyto(memory, out)
+        return memory
     return out.copy() if copy else out
 
 
@@ -47,9 +59,9 @@ def add_forward(bottom_data, attrs):
     return [bottom_data[0] + bottom_data[1]]
 
 
-def add_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+def add_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None):
     return sum_backward(top_diff, bottom_data, top_data, attrs, propagate_down=propagate_down,
-                        bottom_shapes=bottom_shapes)
+                        bottom_shapes=bottom_shapes, out=out)
 
 
 def sum_forward(bottom_data, attrs):
@@ -59,10 +71,10 @@ def sum_forward(bottom_data, attrs):
     return [top]
 
 
-def sum_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes):
+def sum_backward(top_diff, bottom_data, top_data, attrs, *, propagate_down, bottom_shapes, out=None):
     g = top_diff[0]
-    return [reduce_to(g, _shape(bottom_data, bottom_shapes, i), copy=True) if pd else None
-            for i, pd in enumerate(propagate_down)]
+    return [reduce_to(g, _shape(bottom_data, bottom_shapes, i), copy=True, into=out[i] if out else None)
+            if pd else None for i, pd in enumerate(propagate_down)]
 
 
 # --- Sub: y = a − b;  ∂/∂a = g, ∂/∂b = −g ---------------------------------------------------------

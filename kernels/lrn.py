@@ -23,6 +23,7 @@ import numpy as np
 from caffe_port.errors import ModelError
 
 from .jit import jit, pjit, prange
+from .registry import out_array
 
 BLOCK = 256     # spatial positions per tile: C·BLOCK-sized buffers stay in cache
 
@@ -128,7 +129,7 @@ def lrn_forward(bottom_data, attrs):
     return [y.reshape(x.shape)]
 
 
-def lrn_backward(top_diff, bottom_data, top_data, attrs):
+def lrn_backward(top_diff, bottom_data, top_data, attrs, *, out=None):
     x = bottom_data[0]
     lo, hi, alpha_over_size, beta, bias = lrn_params(attrs, x.dtype)
     g = top_diff[0]
@@ -136,7 +137,7 @@ def lrn_backward(top_diff, bottom_data, top_data, attrs):
     x3 = np.ascontiguousarray(x).reshape(x.shape[0], x.shape[1], -1)
     y3 = np.ascontiguousarray(top_data[0], dtype=x.dtype).reshape(x3.shape)
     g4 = np.ascontiguousarray(g, dtype=x.dtype).reshape((k,) + x3.shape)
-    bottom_diff = np.empty_like(g4)
+    bottom_diff = out_array(out, 0, (k,) + x.shape, x.dtype).reshape(g4.shape)
     coeff = x.dtype.type(2 * float(alpha_over_size) * float(beta))
     _lrn_backward(x3, y3, g4, lo, hi, alpha_over_size, beta, bias, coeff, bottom_diff)
     return [bottom_diff.reshape((k,) + x.shape)]

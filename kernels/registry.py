@@ -28,6 +28,19 @@ writes its layers: a pair of plain functions over numpy arrays,
       top_shapes      tuple of the outputs' shapes, without K
       in_place        True when nothing else holds ``top_diff``: the kernel may write its bottom
                       diff over it, as Caffe's in-place ReLU does
+      out             one entry per input: an array of that input's diff shape and dtype,
+                      ``(K, *bottom_shape)``, in memory the walk owns (its buffer pool,
+                      caffe_port/diff_pool.py), or None. Its contents are garbage: the kernel
+                      writes the whole diff there and returns that array. A kernel declaring
+                      ``out`` returns, for every input, that memory or a fresh array — a view of
+                      ``top_diff`` only when it runs ``in_place`` (never given ``out`` then)
+      out_overlaps_top
+                      True when ``out[0]`` is laid over ``top_diff[0]``: it starts at least one
+                      image's bottom diff before it, one image's bottom diff being no larger than
+                      one image's top diff, and nothing else holds ``top_diff``. The walk does
+                      this only for a kernel that declares it, which writes the images (the
+                      K·N rows) in order, each after reading its top diff (a convolution's input
+                      diff reads a window of the top diff, so it cannot run in place)
 
 The same entry finds the kernel on the device: ``caffe_port.kernels.cuda.<module>`` holds
 ``<name>_backward`` with the same contract over device arrays (``Op.cuda_backward``), or has none,
@@ -49,8 +62,10 @@ import inspect
 from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
+import numpy as np
+
 Positions = Union[Sequence[int], Callable[[Sequence[bool]], Sequence[int]], str]
-CONTROLS = ("rule", "propagate_down", "bottom_shapes", "top_shapes", "in_place")
+CONTROLS = ("rule", "propagate_down", "bottom_shapes", "top_shapes", "in_place", "out", "out_overlaps_top")
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,11 @@ def _cuda_function(module, name):
     return getattr(mod, f"{name}_backward", None)
 
 
+def controls_of(backward) -> frozenset:
+    """The walk controls a backward function (a kernel, or a backend's route) declares."""
+    return _controls(backward)
+
+
 def _controls(backward) -> frozenset:
     # a faster route is a bound method: its function is what is cached, not the object holding it
     return _declared(getattr(backward, "__func__", backward))
@@ -136,6 +156,15 @@ def _declared(backward) -> frozenset:
         raise TypeError(f"{backward.__module__}.{backward.__name__} declares {unknown}, which are "
                         f"not walk controls ({', '.join(CONTROLS)})")
     return frozenset(p.name for p in parameters if p.kind is p.KEYWORD_ONLY)
+
+
+def out_array(out, i, shape, dtype):
+    """The memory for input ``i``'s diff: the walk's ``out[i]`` when it has this shape and dtype,
+    else a new array."""
+    memory = None if out is None or i >= len(out) else out[i]
+    if memory is not None and memory.shape == tuple(shape) and memory.dtype == dtype:
+        return memory
+    return np.empty(shape, dtype)
 
 
 def other_operands(propagate_down):

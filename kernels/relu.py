@@ -11,11 +11,13 @@ Simonyan et al. (2013, §4) show these are the *only* places where a deconvnet r
 back-propagation differ. Shapes: x is (N, ...), top_diff and bottom_diff are (K, N, ...).
 
 As in Caffe, where ReLU runs in place, the bottom diff is written over the top diff when the
-walker says no one else holds it (the ``in_place`` control): no new buffer per layer.
+walker says no one else holds it (the ``in_place`` control): no new buffer per layer; otherwise
+into the walk's ``out`` memory when it gives some.
 """
 import numpy as np
 
 from .jit import pjit, prange
+from .registry import out_array
 
 RULES = {"backprop": 0, "deconvnet": 1, "guided": 2}
 
@@ -60,18 +62,20 @@ def rule_code(rule):
     return RULES[rule]
 
 
-def _output_for(top_diff, in_place):
-    return top_diff if in_place else np.empty_like(top_diff)
+def _output_for(g, shape, in_place, out):
+    """Where the (K, M) bottom diff goes: over ``g`` in place, else the walk's ``out`` memory for
+    the (K, *x) diff of shape ``shape``, else a new array."""
+    return g if in_place else out_array(out, 0, shape, g.dtype).reshape(g.shape)
 
 
-def rule_backward(top_diff, slope, rule, in_place):
+def rule_backward(top_diff, slope, rule, in_place, out=None):
     """Apply ``rule`` with local derivative ``slope`` (broadcastable to x) to (K, *x) diffs: the
     backward of any ReLU-like layer once its f'(x) is known (kernels/rectifiers.py uses it too)."""
     code = rule_code(rule)
     shape = top_diff.shape
     slope = np.ascontiguousarray(np.broadcast_to(slope, shape[1:]), dtype=top_diff.dtype).reshape(-1)
     g = np.ascontiguousarray(top_diff).reshape(shape[0], -1)
-    bottom_diff = _output_for(g, in_place)
+    bottom_diff = _output_for(g, shape, in_place, out)
     _apply_rule(g, slope, code, bottom_diff)
     return bottom_diff.reshape(shape)
 
@@ -82,10 +86,10 @@ def relu_forward(bottom_data, attrs):
     return [np.maximum(bottom_data[0], 0)]
 
 
-def relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+def relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False, out=None):
     g, y = top_diff[0], top_data[0]
     g2 = np.ascontiguousarray(g).reshape(g.shape[0], -1)
-    bottom_diff = _output_for(g2, in_place)
+    bottom_diff = _output_for(g2, g.shape, in_place, out)
     _relu_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), rule_code(rule), bottom_diff)
     return [bottom_diff.reshape(g.shape)]
 
@@ -101,10 +105,11 @@ def leaky_relu_forward(bottom_data, attrs):
     return [np.where(x > 0, x, x * x.dtype.type(leaky_alpha(attrs)))]
 
 
-def leaky_relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+def leaky_relu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False,
+                        out=None):
     x = bottom_data[0]
     slope = np.where(x > 0, x.dtype.type(1), x.dtype.type(leaky_alpha(attrs)))
-    return [rule_backward(top_diff[0], slope, rule, in_place)]
+    return [rule_backward(top_diff[0], slope, rule, in_place, out)]
 
 
 # --- PRelu: y = x if x > 0 else slope·x, slope a (per-channel) tensor; f'(x) = 1 or slope -----------
@@ -114,10 +119,11 @@ def prelu_forward(bottom_data, attrs):
     return [np.where(x > 0, x, x * slope)]
 
 
-def prelu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+def prelu_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False,
+                   out=None):
     x, slope = bottom_data[0], bottom_data[1].astype(bottom_data[0].dtype)
     local = np.where(x > 0, x.dtype.type(1), slope)
-    return [rule_backward(top_diff[0], local, rule, in_place)] + [None] * (len(bottom_data) - 1)
+    return [rule_backward(top_diff[0], local, rule, in_place, out)] + [None] * (len(bottom_data) - 1)
 
 
 # --- Clip (ReLU6 when min=0, max=6): y = min(max(x, lo), hi);  f'(x) = [lo < x < hi] = [lo < y < hi] --
@@ -137,7 +143,8 @@ def clip_forward(bottom_data, attrs):
     return [np.clip(bottom_data[0], lo, hi)]
 
 
-def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False):
+def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False,
+                  out=None):
     lo, hi = clip_bounds(bottom_data, attrs)
     y = top_data[0]
-    return [rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place)] + [None] * (len(bottom_data) - 1)
+    return [rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place, out)] + [None] * (len(bottom_data) - 1)

@@ -100,3 +100,46 @@ def test_a_dead_weight_takes_its_sessions_with_it():
     gc.collect()
     assert len(route.sessions) == 0 and route.sessions.weights() == 0
 
+
+
+@pytest.mark.parametrize("chunk", ["whole batch", "one image per call"])
+def test_the_input_diff_goes_into_the_walks_memory(chunk, monkeypatch):
+    """Given ``out`` memory (NaN garbage), every image's dX is written there and that array returned,
+    the same bits as into memory of its own."""
+    monkeypatch.setattr(ort_conv, "CHUNK_BYTES", 1 if chunk == "one image per call" else 1 << 30)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 12, 10)).astype(np.float32)
+    w = rng.standard_normal((4, 5, 3, 3)).astype(np.float32)
+    top, a = conv_layer(x, w, {"pads": [1, 1, 1, 1]})
+    dy = rng.standard_normal((2,) + top.shape).astype(np.float32)
+    route = ort_conv.ConvInputDiff()
+    own = backward(route.backward, [dy], [None, w], [None], a)[0]
+    memory = np.full((2,) + x.shape, np.nan, np.float32)
+    a.controls["out"] = (memory, None)
+    got = backward(route.backward, [dy], [None, w], [None], a)[0]
+    assert got.__array_interface__["data"][0] == memory.__array_interface__["data"][0]
+    np.testing.assert_array_equal(got, own)
+
+
+@pytest.mark.parametrize("laid_over", [True, False])
+def test_the_input_diff_written_over_its_top_diff(laid_over):
+    """out laid over top_diff from one image before it (out_overlaps_top): every image is read
+    before its bytes are written, so dX is the same as into memory of its own. Without the
+    control the same layout is not written over: dX goes to a new array and dy stays."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 4, 10, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)       # C = M: dX as large as dY
+    top, a = conv_layer(x, w, {"pads": [1, 1, 1, 1]})
+    k, image = 2, x[0].size
+    buffer = np.full((k * x.shape[0] + 1) * image, np.nan, np.float32)
+    dy = buffer[image:].reshape((k,) + top.shape)
+    dy[...] = rng.standard_normal(dy.shape)
+    route = ort_conv.ConvInputDiff()
+    own = backward(route.backward, [dy.copy()], [None, w], [None], a)[0]
+    before = dy.copy()
+    a.controls.update(out=(buffer[:-image].reshape((k,) + x.shape), None), out_overlaps_top=laid_over)
+    got = backward(route.backward, [dy], [None, w], [None], a)[0]
+    np.testing.assert_array_equal(got, own)
+    assert np.shares_memory(got, buffer) == laid_over
+    if not laid_over:
+        np.testing.assert_array_equal(dy, before)

@@ -114,3 +114,25 @@ def test_the_cpu_backend_routes_conv_gemm_and_matmul():
     backend = CpuBackend.__new__(CpuBackend)
     CpuBackend.__init__(backend, type("R", (), {"graph": None})())
     assert set(backend.routes) == {REGISTRY[op].backward_kernel for op in ("Conv", "Gemm", "MatMul")}
+
+
+@pytest.mark.parametrize("op", ["Gemm", "MatMul"])
+def test_the_input_diff_goes_into_the_walks_memory(op):
+    """Given ``out`` memory (NaN garbage), dA is written there and that array returned, the same
+    bits as into memory of its own."""
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 7)).astype(np.float32), rng.standard_normal((7, 5)).astype(np.float32)
+    if op == "Gemm":
+        bottoms, top, lay = gemm_layer(a, b, None, {"alpha": 0.5}, [True, False])
+    else:
+        top = matmul.matmul_forward([a, b], {})[0]
+        lay = layer({}, [a, b], [top], propagate_down=[True, False])
+    dy = rng.standard_normal((2,) + top.shape).astype(np.float32)
+    route = LinearInputDiff()
+    run = route.gemm_backward if op == "Gemm" else route.matmul_backward
+    own = backward(run, [dy], [None, b], [None], lay)[0]
+    memory = np.full((2,) + a.shape, np.nan, np.float32)
+    lay.controls["out"] = (memory, None)
+    got = backward(run, [dy], [None, b], [None], lay)[0]
+    assert got.__array_interface__["data"][0] == memory.__array_interface__["data"][0]
+    np.testing.assert_array_equal(got, own)
