@@ -107,14 +107,14 @@ def plan(graph, nodes, injected, shapes, keep, controls_of, in_place) -> Plan:
         # the walker lets a kernel run in place over tops that are the walk's alone
         runs_in_place = in_place and "in_place" in declared and private
         writes_out = "out" in declared and not runs_in_place
-        over = _under_top(node, live, tops, keep, shapes, k) if private and "out_overlaps_top" in declared else None
+        over = _under_top(node, live, tops, shapes) if private and "out_overlaps_top" in declared else None
         given = [None] * len(node.inputs)
         for i, name in enumerate(node.inputs):
             if not name or name in graph.constants or not graph.propagate_down[node.name][i]:
                 continue
             slot = _slot(graph, name, shapes, k, step) if writes_out and name not in keep else None
             if slot is not None and i == 0 and over is not None and name not in live:
-                _lay_over(slot, over, shapes[node.outputs[0]])
+                _lay_over(slot, over)
             if name in live:                 # a second reader's diff: added into the first at once
                 given[i] = slot
             elif slot is not None:
@@ -142,7 +142,7 @@ def plan(graph, nodes, injected, shapes, keep, controls_of, in_place) -> Plan:
     return Plan(layers, _place([s for s in slots if id(s) not in returned]))
 
 
-def _under_top(node, live, tops, keep, shapes, k):
+def _under_top(node, live, tops, shapes):
     """The slot of a layer's one top diff, when the layer may write its first bottom diff laid
     over it (``out_overlaps_top``): that slot holds nothing else alive, and the bottom diff is as
     large as the top diff (a 3×3 convolution keeping its channels: VGG16's conv1_2). A smaller
@@ -161,7 +161,7 @@ def _under_top(node, live, tops, keep, shapes, k):
     return top
 
 
-def _lay_over(slot, top, top_shape):
+def _lay_over(slot, top):
     """Place ``slot`` over ``top``, one image's diff (rounded up to a cache line) before it."""
     lead = _aligned(int(np.prod(slot.shape[2:], dtype=np.int64)) * slot.dtype.itemsize)
     slot.region, slot.rel = top.region, top.rel - lead
