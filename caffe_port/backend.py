@@ -49,6 +49,7 @@ class CpuBackend:
         self.kept = {}                       # blob -> numpy array of the last forward
         self.conv_input_diff = ConvInputDiff()
         self.linear_input_diff = LinearInputDiff()
+        self.plans = diff_pool.Plans()       # the walks' diff layouts, by shapes
         # kernel -> a faster route to the same result (tests/caffe_port/test_ort_conv.py, test_ort_linear.py)
         self.routes = {conv.conv_backward: self.conv_input_diff.backward,
                        gemm.gemm_backward: self.linear_input_diff.gemm_backward,
@@ -104,7 +105,7 @@ class CpuBackend:
     def diff_memory(self, graph, nodes, injected, shapes, keep, in_place):
         """node name -> [array or None per input]: where each layer of the walk writes its bottom
         diffs: one buffer for the walk, laid out from the graph (caffe_port/diff_pool.py)."""
-        layout = diff_pool.plan(graph, nodes, injected, shapes, keep,
+        layout = self.plans.get(graph, nodes, injected, shapes, keep,
                                 lambda op_type: registry.controls_of(self.kernel(op_type)), in_place)
         return diff_pool.memory(layout)
 

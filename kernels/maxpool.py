@@ -179,22 +179,34 @@ def _first_max_switches(bottom, out, dil, start, lo, hi, switches):
     maximal tap in scan order, −1 for a window with no tap inside the input."""
     height, width = bottom.shape[2], bottom.shape[3]
     for p in prange(bottom.shape[0]):
+        plane = bottom[p]
         o = 0
         for od in range(out[0]):
             for oh in range(out[1]):
                 for ow in range(out[2]):
-                    best = -1
-                    best_value = bottom[p, 0, 0, 0]
+                    if lo[0, od] >= hi[0, od] or lo[1, oh] >= hi[1, oh] or lo[2, ow] >= hi[2, ow]:
+                        switches[p, o] = -1
+                        o += 1
+                        continue
+                    # the first tap starts the window (a NaN there stays: nothing compares above it)
+                    d = start[0, od] + lo[0, od] * dil[0]
+                    h = start[1, oh] + lo[1, oh] * dil[1]
+                    w = start[2, ow] + lo[2, ow] * dil[2]
+                    best = (d * height + h) * width + w
+                    best_value = plane[d, h, w]
                     for td in range(lo[0, od], hi[0, od]):
                         d = start[0, od] + td * dil[0]
                         for th in range(lo[1, oh], hi[1, oh]):
                             h = start[1, oh] + th * dil[1]
+                            row = (d * height + h) * width
                             for tw in range(lo[2, ow], hi[2, ow]):
                                 w = start[2, ow] + tw * dil[2]
-                                v = bottom[p, d, h, w]
-                                if best < 0 or v > best_value:    # strict: ties keep the first
-                                    best = (d * height + h) * width + w
-                                    best_value = v
+                                v = plane[d, h, w]
+                                # strict, so ties keep the first; a select, not a branch: which
+                                # tap wins is data-dependent and mispredicts about half the time
+                                later = v > best_value
+                                best = row + w if later else best
+                                best_value = v if later else best_value
                     switches[p, o] = best
                     o += 1
 

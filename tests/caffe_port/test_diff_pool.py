@@ -180,3 +180,32 @@ def test_returning_the_heap_is_harmless():
     kept = np.arange(1 << 20, dtype=np.float32)
     return_freed_heap()
     assert kept[-1] == (1 << 20) - 1
+
+
+def test_a_walk_of_the_same_shapes_reuses_its_plan(monkeypatch):
+    """The layout is planned once per (layers, injected diffs, shapes, kept diffs): the second walk
+    of one batch size plans nothing and gives the same bits; another batch size or another kept
+    diff is planned afresh; the cache holds at most ``size`` plans."""
+    net = Net(NETS["googlenet"](), device="cpu")
+    planned = []
+    real_plan = diff_pool.plan
+    monkeypatch.setattr(diff_pool, "plan", lambda *args: planned.append(args) or real_plan(*args))
+    score = net.graph.score_blob()
+
+    def walk(batch, **kwargs):
+        net.forward(data=_image(net, batch))
+        top = np.ones((1,) + tuple(net.blobs[score].shape), np.float32)
+        return net.backward(**{score: top}, **kwargs)["data"]
+
+    first = walk(2)
+    assert len(planned) == 1
+    np.testing.assert_array_equal(walk(2), first)
+    assert len(planned) == 1
+    walk(1)
+    walk(2, diffs=["pool2/3x3_s2"])
+    assert len(planned) == 3
+    net.backend.plans.size = 2
+    walk(3)
+    assert len(net.backend.plans) == 2
+    walk(2)                                    # the oldest plan (batch 2, no extra diff) was dropped
+    assert len(planned) == 5
