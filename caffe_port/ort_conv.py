@@ -13,8 +13,11 @@ col2im on every layer kind tried, 1.3–3.6× (CaffeNet conv1 11×11 s4 0.86 vs 
 large maps (VGG16 conv1_2 at 224²: 8.9 ms against 17 ms ConvTranspose and 21 ms matmul + col2im).
 So a float32 2-D input diff runs as the flipped Conv where that is possible and the map is large
 (stride 1, at least FLIPPED_MIN_PIXELS output pixels: 112² 8.1 vs 11.8 ms, 56² 12.0 vs 10.5, 28²
-15.9 vs 9.9 for 128–512 channels), else as ConvTranspose — a fixed rule, not a per-run race, so
-that the same input gives the same bits in every run. float64 (finite-difference checks), 1-D and
+15.9 vs 9.9 for 128–512 channels) or the convolution depthwise (ONNX Runtime's ConvTranspose
+runs a group at a time: its depthwise Conv was 5–9× faster on EfficientNet-Lite0's layers; at
+stride s > 1 the Conv reads the top diff spread out s apart with zeros between), else as
+ConvTranspose — a fixed rule (``prefers_flipped``), not a per-run race, so that the same input
+gives the same bits in every run. float64 (finite-difference checks), 1-D and
 3-D convolutions and weight diffs take the library kernel, which is also the reference this route
 is tested against (tests/caffe_port/test_ort_conv.py).
 
@@ -97,24 +100,55 @@ class ConvInputDiff:
         (_, ph, pw), (_, H, W), (_, OH, OW) = geo.begin, geo.spatial, geo.out
         M, G = weight.shape[0], geo.group
         eh, ew = (kh - 1) * dh + 1, (kw - 1) * dw + 1
-        # end pads that make ConvTranspose's output exactly H×W (negative: rows the forward never read)
-        qh, qw = sh * (OH - 1) + eh - ph - H, sw * (OW - 1) + ew - pw - W
+        # the flipped Conv reads the top diff spread to stride 1 (E rows: zeros between), padded
+        # eh − 1 − ph before and H − E + ph after so that its output is exactly H×W
+        spread = (sh * (OH - 1) + 1, sw * (OW - 1) + 1)
+        pads = [eh - 1 - ph, ew - 1 - pw, H - spread[0] + ph, W - spread[1] + pw]
         key = (tuple(weight.shape), G, sh, sw, dh, dw, ph, pw, H, W, OH, OW)
-        fh, fw = eh - 1 - ph, ew - 1 - pw          # the flipped Conv's pads
-        flipped = (sh == sw == 1 and qh >= 0 and qw >= 0 and OH * OW >= FLIPPED_MIN_PIXELS
-                   and min(fh, fw, eh - 1 - qh, ew - 1 - qw) >= 0)
+        # (end pads past the kernel's extent: rows the forward never read)
+        flipped = (min(pads) >= 0 and pads[2] <= eh - 1 and pads[3] <= ew - 1
+                   and prefers_flipped(sh * sw, OH * OW, depthwise=G == C == M))
         if flipped:
             build = lambda: one_node(  # noqa: E731
                 "Conv", flip_filters(weight, G, C), ["B", M, None, None], dilations=[dh, dw], group=G,
-                pads=[fh, fw, eh - 1 - qh, ew - 1 - qw])
+                pads=pads)
         else:
+            # end pads that make ConvTranspose's output exactly H×W (negative: rows the forward never read)
+            qh, qw = sh * (OH - 1) + eh - ph - H, sw * (OW - 1) + ew - pw - W
             build = lambda: one_node(  # noqa: E731
                 "ConvTranspose", weight, ["B", M, None, None], strides=[sh, sw], dilations=[dh, dw],
                 group=G, pads=[ph, pw, max(qh, 0), max(qw, 0)], output_padding=[max(-qh, 0), max(-qw, 0)])
         try:
+            if flipped and sh * sw > 1:
+                return self._run_spread((key, flipped), weight, build, dy, dx, (sh, sw), spread, most)
             return self._run((key, flipped), weight, build, dy, dx, most)
         except RuntimeError:    # ONNX Runtime disagrees on a shape: the library kernel is the reference
             return None
+
+    def _run_spread(self, key, weight, build, dy, dx, strides, spread, most=None):
+        """``_run`` on dy spread to stride 1 (each image's rows and columns ``strides`` apart,
+        zeros between), a few images at a time through one zeroed buffer."""
+        B, M = dy.shape[:2]
+        image = M * spread[0] * spread[1] * 4
+        step = max(1, min(most or B, CHUNK_BYTES // max(1, image + dx[:1].nbytes)))
+        session = self.sessions.get(key, weight, build)
+        spread_dy = np.zeros((min(step, B), M) + spread, np.float32)   # the zeros stay: only the grid is written
+        for b0 in range(0, B, step):
+            n = min(step, B - b0)
+            spread_dy[:n, :, ::strides[0], ::strides[1]] = dy[b0:b0 + n]
+            run_into(session, spread_dy[:n], dx[b0:b0 + n])
+        return dx
+
+
+def prefers_flipped(stride_area, pixels, depthwise):
+    """The fixed rule choosing the flipped Conv over ConvTranspose (same bits every run): at
+    stride 1 on large maps (FLIPPED_MIN_PIXELS), and for a depthwise convolution at any size and
+    stride — ONNX Runtime's ConvTranspose runs a group at a time, 5–9× slower there than its
+    depthwise Conv (EfficientNet-Lite0's 3×3 and 5×5 layers at 7²–112², stride 1; 1.1–4.8× at
+    stride 2 counting the spread copy)."""
+    if depthwise:
+        return True
+    return stride_area == 1 and pixels >= FLIPPED_MIN_PIXELS
 
 
 def _rows_behind(memory, rows, laid_over):

@@ -17,6 +17,11 @@ CASES = [  # (N, C, H, W), (M, C/G, kh, kw), attrs
     ((2, 4, 13, 12), (3, 4, 3, 3), {"dilations": [2, 2], "pads": [2, 2, 2, 2]}),
     ((2, 4, 13, 12), (3, 4, 1, 1), {"strides": [2, 3]}),
     ((2, 4, 14, 11), (6, 4, 3, 2), {"strides": [2, 1], "pads": [0, 1, 1, 0]}),
+    # depthwise, as EfficientNet's: the flipped Conv over the top diff spread to stride 1
+    ((2, 6, 13, 12), (6, 1, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 6}),
+    ((2, 6, 14, 11), (6, 1, 5, 5), {"strides": [2, 3], "pads": [2, 1, 1, 2], "group": 6}),
+    ((1, 4, 15, 15), (4, 1, 3, 3), {"strides": [2, 2], "dilations": [2, 2], "pads": [2, 2, 2, 2], "group": 4}),
+    ((2, 5, 12, 10), (5, 1, 3, 3), {"strides": [2, 2], "auto_pad": "SAME_UPPER", "group": 5}),
 ]
 
 
@@ -31,7 +36,7 @@ def conv_layer(x, w, attrs, propagate_down=(True, False)):
 def test_route_equals_the_library_kernel(x_shape, w_shape, attrs, form, chunk, monkeypatch):
     """float32 input diffs as ConvTranspose or as the flipped Conv, the K·N images in one call or
     one at a time, against matmul + col2im: to float32 rounding, |route − kernel| ≤ 1e-5 · max|kernel|."""
-    monkeypatch.setattr(ort_conv, "FLIPPED_MIN_PIXELS", 0 if form != "transpose" else 10 ** 9)
+    monkeypatch.setattr(ort_conv, "prefers_flipped", lambda *args, **kw: form != "transpose")
     monkeypatch.setattr(ort_conv, "CHUNK_BYTES", 1 if chunk == "one image per call" else 1 << 30)
     rng = np.random.default_rng(7)
     x = rng.standard_normal(x_shape).astype(np.float32)
@@ -143,3 +148,29 @@ def test_the_input_diff_written_over_its_top_diff(laid_over):
     assert np.shares_memory(got, buffer) == laid_over
     if not laid_over:
         np.testing.assert_array_equal(dy, before)
+
+
+def test_the_fixed_rule_for_the_flipped_form():
+    """Depthwise at any size and stride, else stride 1 on maps of FLIPPED_MIN_PIXELS or more."""
+    big = ort_conv.FLIPPED_MIN_PIXELS
+    assert ort_conv.prefers_flipped(1, big, depthwise=False)
+    assert not ort_conv.prefers_flipped(1, big - 1, depthwise=False)
+    assert not ort_conv.prefers_flipped(4, big, depthwise=False)
+    assert ort_conv.prefers_flipped(1, 49, depthwise=True) and ort_conv.prefers_flipped(4, 49, depthwise=True)
+
+
+def test_depthwise_stride_two_runs_the_spread_conv(monkeypatch):
+    """A depthwise stride-2 input diff goes through the Conv of the spread top diff (one session,
+    a Conv node), a few images a call, equal to the library kernel."""
+    monkeypatch.setattr(ort_conv, "CHUNK_BYTES", 1)        # one image a call: the buffer is reused
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 6, 13, 12)).astype(np.float32)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    top, a = conv_layer(x, w, {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 6})
+    dy = rng.standard_normal((2,) + top.shape).astype(np.float32)
+    route = ort_conv.ConvInputDiff()
+    got = backward(route.backward, [dy], [None, w], [None], a)[0]
+    kernel = backward(conv.conv_backward, [dy], [None, w], [None], a)[0]
+    np.testing.assert_allclose(got, kernel, rtol=0, atol=1e-5 * np.abs(kernel).max())
+    ((_, (_, flipped)),) = route.sessions._sessions       # one session: (weight, (geometry, form))
+    assert flipped
