@@ -40,6 +40,23 @@ def _relu_rules(top_diff, top_data, rule, bottom_diff):
 
 
 @pjit
+def _clip_rules(top_diff, top_data, lo, hi, rule, bottom_diff):
+    """The three rules for Clip: as ``_relu_rules`` with the mask [lo < y < hi] (y = clip(x), so
+    [lo < x < hi] = [lo < y < hi]), read off the kept top in the loop rather than built first."""
+    for k in range(top_diff.shape[0]):
+        g, out = top_diff[k], bottom_diff[k]
+        if rule == 0:                                   # backprop:  g · [lo < y < hi]
+            for i in prange(g.size):
+                out[i] = g[i] if lo < top_data[i] < hi else 0.0
+        elif rule == 1:                                 # deconvnet: max(g, 0)
+            for i in prange(g.size):
+                out[i] = g[i] if g[i] > 0 else 0.0
+        else:                                           # guided:    max(g, 0) · [lo < y < hi]
+            for i in prange(g.size):
+                out[i] = g[i] if lo < top_data[i] < hi and g[i] > 0 else 0.0
+
+
+@pjit
 def _apply_rule(top_diff, slope, rule, bottom_diff):
     """Any ReLU-family op, with slope (M,) holding f'(x); top_diff, bottom_diff: (K, M)."""
     for k in range(top_diff.shape[0]):
@@ -146,5 +163,9 @@ def clip_forward(bottom_data, attrs):
 def clip_backward(top_diff, bottom_data, top_data, attrs, *, rule="backprop", in_place=False,
                   out=None):
     lo, hi = clip_bounds(bottom_data, attrs)
-    y = top_data[0]
-    return [rule_backward(top_diff[0], (y > lo) & (y < hi), rule, in_place, out)] + [None] * (len(bottom_data) - 1)
+    g, y = top_diff[0], top_data[0]
+    g2 = np.ascontiguousarray(g).reshape(g.shape[0], -1)
+    bottom_diff = _output_for(g2, g.shape, in_place, out)
+    _clip_rules(g2, np.ascontiguousarray(y, dtype=g.dtype).reshape(-1), g.dtype.type(lo), g.dtype.type(hi),
+                rule_code(rule), bottom_diff)
+    return [bottom_diff.reshape(g.shape)] + [None] * (len(bottom_data) - 1)
