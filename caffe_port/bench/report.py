@@ -111,13 +111,18 @@ def format_tables(result, profile=False) -> str:
             t, f = r["ms"], r["flops"]
             rows.append(head(r) + [_cell(t["top5_one_pass"], _digits(t["top5_one_pass"])),
                                    _cell(t["top5_five_passes"], _digits(t["top5_five_passes"])),
-                                   _num(r["ratios"]["top5"]), _num(f["backward_gflop"], "{:.1f}"),
+                                   _num(r["ratios"]["top5"]), _num(r["ratios"].get("top5_floor_ms"), "{:.0f}"),
+                                   _num(r["ratios"].get("top5_of_floor")), _num(f["backward_gflop"], "{:.1f}"),
                                    _num(f["backward_gflops"], "{:.1f}"), _num(f["conv_gflops"], "{:.1f}"),
                                    _num((r.get("sgemm") or {}).get("gflops", {}).get("median"), "{:.1f}"),
-                                   _num(_pct(r["ratios"]["conv_of_sgemm"]), "{:.0f} %")])
-        out += ["", f"Top-{TOP_K} and arithmetic rate",
-                _table(["model", "batch", "device", "top-5 one pass", "five passes", "ratio",
-                        "bwd GFLOP", "bwd GFLOP/s", "conv GFLOP/s", "sgemm GFLOP/s", "conv/sgemm"], rows)]
+                                   _num(_pct(r["ratios"]["conv_of_sgemm"]), "{:.0f} %"),
+                                   _num(r["ratios"].get("limit_ms"), "{:.1f}"), _num(r["ratios"].get("vs_limit"))])
+        out += ["", f"Top-{TOP_K} and arithmetic rate (floor: Net forward + {TOP_K} backwards, the best one "
+                    f"pass can do; limit: the forward's and the input diff's FLOPs, twice the backward's, at "
+                    f"sgemm speed, ms)",
+                _table(["model", "batch", "device", "top-5 one pass", "five passes", "ratio", "floor",
+                        "vs floor", "bwd GFLOP", "bwd GFLOP/s", "conv GFLOP/s", "sgemm GFLOP/s", "conv/sgemm",
+                        "limit", "vs limit"], rows)]
         rows = []
         for r in good:
             mem = r["memory"]

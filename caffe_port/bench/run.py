@@ -10,7 +10,7 @@ import os
 import platform
 import tempfile
 
-from caffe_port.bench.measure import SGEMM_SIZE, check_model_name
+from caffe_port.bench.measure import SGEMM_SIZE, TOP_K, check_model_name
 from caffe_port.bench.startup import measure_startup
 from caffe_port.bench.stats import ratio
 from caffe_port.bench.threads import default_threads
@@ -167,6 +167,16 @@ def add_ratios(result):
             "backward_of_sgemm": row["flops"]["backward_gflops"] / sgemm if sgemm else None,
             "peak_over_kept": row["memory"].get("peak_over_kept"),
         }
+        # top-5 in one pass can at best share the forward: its floor is forward + K backwards
+        t = row["ms"]
+        floor = t["net_forward"]["median"] + row.get("k", TOP_K) * t["backward"]["median"]
+        row["ratios"]["top5_floor_ms"] = floor
+        row["ratios"]["top5_of_floor"] = ratio(t["top5_one_pass"], {"median": floor})
+        # the arithmetic limit: the forward's FLOPs and the input diff's (about as many) at sgemm speed
+        gflop = row["flops"].get("backward_gflop")
+        limit = 2e3 * gflop / sgemm if gflop and sgemm else None
+        row["ratios"]["limit_ms"] = limit
+        row["ratios"]["vs_limit"] = ratio(t["forward_backward"], {"median": limit})
         book = row.get("notebook") or {}
         if "ms" in book:
             row["ratios"]["notebook_vs_torch"] = ratio(book["ms"]["forward_backward"],

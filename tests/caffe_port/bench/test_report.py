@@ -14,7 +14,7 @@ def test_tables_of_a_saved_run(tiny_run):
     assert "1 thread(s) for ONNX Runtime, Numba, BLAS and PyTorch" in text
     for column in ("ORT forward", "Net forward", "backward", "PyTorch fwd+grad", "first run",
                    "top-5 one pass", "five passes", "conv GFLOP/s", "sgemm GFLOP/s", "forward peak",
-                   "backward peak", "kept", "2nd pass peak", "load avg"):
+                   "backward peak", "kept", "2nd pass peak", "load avg", "vs floor", "vs limit"):
         assert column in text, column
     assert "free_size.onnx batch 2 cpu: failed" in text
     assert "Backward profile: lenet batch 2 cpu" in text

@@ -50,3 +50,17 @@ def test_unknown_model_and_bad_options():
     if not cuda_available():
         with pytest.raises(InputError, match="no CUDA device"):
             devices_for("cuda")
+
+
+def test_the_floor_and_the_limit_are_what_they_say(tiny_run):
+    """Top-5's floor is the Net forward plus K backwards (medians); the limit is twice the
+    backward's GFLOP at the row's own sgemm rate; each ratio divides the measured time by them."""
+    result, _, _ = tiny_run
+    row = next(r for r in result["configs"] if "error" not in r)
+    t, q = row["ms"], row["ratios"]
+    floor = t["net_forward"]["median"] + row["k"] * t["backward"]["median"]
+    assert q["top5_floor_ms"] == pytest.approx(floor)
+    assert q["top5_of_floor"] == pytest.approx(t["top5_one_pass"]["median"] / floor)
+    limit = 2e3 * row["flops"]["backward_gflop"] / row["sgemm"]["gflops"]["median"]
+    assert q["limit_ms"] == pytest.approx(limit)
+    assert q["vs_limit"] == pytest.approx(t["forward_backward"]["median"] / limit)
